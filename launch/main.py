@@ -1,0 +1,70 @@
+"""Hydra entry point: ``python launch/main.py [-m] key=value …``.
+
+A plain run trains in-process in ``outputs/runs/…``; ``-m`` sweeps go through the launcher
+preset (submitit on this machine by default, ``launcher=slurm`` for SLURM), one job per run in
+``multirun/<time>/<num>_<env>-<reward>-s<seed>``.  Rerunning a sweep with the same
+``hydra.sweep.dir`` resumes every unfinished job from its own checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from si.config import ConfigError, register_configs, validate  # noqa: E402
+
+register_configs()
+
+
+def setting_group(cfg: DictConfig) -> str:
+    """W&B group: the run without its seed, so seeds aggregate on dashboards."""
+    hyper = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("env", "model", "reward", "optim")}
+    digest = hashlib.sha1(json.dumps(hyper, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{cfg.env.name}-{cfg.reward.name}-{digest}"
+
+
+def pin_local_gpu(job_num: int) -> None:
+    """On a multi-GPU machine without a scheduler, give each local job one GPU, round-robin."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ or "SLURM_JOB_ID" in os.environ:
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count > 1:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(job_num % count)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        validate(cfg)
+    except ConfigError as exc:
+        raise SystemExit(f"Config error: {exc}") from None
+    hc = HydraConfig.get()
+    job_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode.name == "MULTIRUN"
+    if multirun:
+        pin_local_gpu(hc.job.num)
+        if cfg.threads == 0 and hc.launcher.get("cpus_per_task"):
+            cfg.threads = int(hc.launcher.cpus_per_task)
+    # analysis reads the resolved config (STYLE.md §1.4)
+    OmegaConf.save(cfg, job_dir / ".hydra" / "config.yaml", resolve=True)
+    if not multirun:
+        print(OmegaConf.to_yaml(cfg, resolve=True), file=sys.stderr)
+
+    from si.train.run import run
+
+    run(cfg, job_dir, group=setting_group(cfg))
+
+
+if __name__ == "__main__":
+    main()

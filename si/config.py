@@ -1,0 +1,189 @@
+"""Typed config schema (registered in Hydra's ConfigStore) and cross-field validation.
+
+Values live in ``conf/``; these dataclasses only fix names and types, so a misspelt key or a
+wrong type fails when Hydra composes the config.  :func:`validate` runs the checks that involve
+several fields (e.g. influencers < agents) and raises :class:`ConfigError` with one line naming
+the key and the allowed values, before any job is launched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+ENV_NAMES = ("harvest", "cleanup", "box_trapped")
+REWARD_NAMES = (
+    "extrinsic",
+    "visible",
+    "influence",
+    "comm",
+    "comm_influence",
+    "moa",
+    "moa_influence",
+    "collective",
+    "inequity_aversion",
+)
+INFLUENCE_SOURCES = ("none", "action", "symbol", "moa")
+DIVERGENCES = ("kl", "jsd", "pmi")
+ALGOS = ("a2c", "ppo")
+DEVICES = ("auto", "cpu", "cuda")
+LOGGER_BACKENDS = ("wandb", "none")
+WANDB_MODES = ("offline", "online", "disabled")
+PAPER_AGENT_STEPS = 3e8  # length of the paper's training curves (Figs 1, 4, 7)
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the key and the allowed values."""
+
+
+@dataclass
+class EnvConfig:
+    name: str = MISSING
+    map: str = MISSING
+    num_agents: int = 5
+    horizon: int = 1000
+
+
+@dataclass
+class ModelConfig:
+    conv_channels: int = 6
+    conv_kernel: int = 3
+    fc_sizes: list[int] = field(default_factory=lambda: [32, 32])
+    lstm_size: int = 128
+    visible_actions: bool = False
+    comm: bool = False
+    vocab: int = 9
+    comm_embedding: int = 32
+    moa: bool = False
+
+
+@dataclass
+class RewardConfig:
+    name: str = MISSING
+    influence: str = "none"
+    alpha: float = 1.0
+    beta: float = 0.0
+    curriculum: float = 0.0
+    divergence: str = "kl"
+    num_influencers: int = 1
+    influencee_reward: bool = False
+    only_visible: bool = False
+    clip: float = 0.0
+    eta: float = 0.0
+    ia_alpha: float = 0.0
+    ia_beta: float = 0.0
+    ia_lambda: float = 0.95
+
+
+@dataclass
+class OptimConfig:
+    algo: str = "a2c"
+    lr_init: float = MISSING
+    lr_end: float = MISSING
+    entropy: float = MISSING
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    value_coef: float = 0.5
+    max_grad_norm: float = 40.0
+    rollout_len: int = 50
+    adam_eps: float = 1e-5
+    comm_entropy: float = 0.0
+    comm_loss_weight: float = 1.0
+    moa_loss_weight: float = 0.0
+    moa_only_when_visible: bool = False
+    ppo_epochs: int = 4
+    ppo_clip: float = 0.2
+
+
+@dataclass
+class BudgetConfig:
+    agent_steps: int = MISSING
+    num_envs: int = MISSING
+    log_every: int = MISSING
+    checkpoint_every: int = MISSING
+    scale_schedules: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    backend: str = "wandb"
+    mode: str = "offline"
+    project: str = "social-influence"
+    entity: str | None = None
+    tags: list[str] = field(default_factory=list)
+    progress_every_s: float = 10.0
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    paper_table: str = "none"
+    run_name: str = MISSING
+
+
+def register_configs() -> None:
+    """Register the root schema as ``config_schema`` (used by ``conf/config.yaml``)."""
+    ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+def _check(cond: bool, key: str, value: Any, rule: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}={value!r} is invalid: must be {rule}")
+
+
+def validate(cfg: DictConfig | Config) -> None:
+    """Cross-field checks run before any job starts; raise :class:`ConfigError` on the first problem."""
+    c = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+    _choice("env.name", c.env.name, ENV_NAMES)
+    _choice("reward.name", c.reward.name, REWARD_NAMES)
+    _choice("reward.influence", c.reward.influence, INFLUENCE_SOURCES)
+    _choice("reward.divergence", c.reward.divergence, DIVERGENCES)
+    _choice("optim.algo", c.optim.algo, ALGOS)
+    _choice("device", c.device, DEVICES)
+    _choice("logger.backend", c.logger.backend, LOGGER_BACKENDS)
+    _choice("logger.mode", c.logger.mode, WANDB_MODES)
+    n = c.env.num_agents
+    _check(n >= 1, "env.num_agents", n, ">= 1")
+    _check(c.env.horizon >= 1, "env.horizon", c.env.horizon, ">= 1")
+    for key in ("lr_init", "lr_end"):
+        _check(c.optim[key] > 0, f"optim.{key}", c.optim[key], "> 0")
+    for key in ("entropy", "comm_entropy", "moa_loss_weight", "comm_loss_weight", "value_coef"):
+        _check(c.optim[key] >= 0, f"optim.{key}", c.optim[key], ">= 0")
+    _check(0 < c.optim.gamma <= 1, "optim.gamma", c.optim.gamma, "in (0, 1]")
+    _check(0 <= c.optim.gae_lambda <= 1, "optim.gae_lambda", c.optim.gae_lambda, "in [0, 1]")
+    _check(c.optim.rollout_len >= 1, "optim.rollout_len", c.optim.rollout_len, ">= 1")
+    _check(c.model.vocab >= 2, "model.vocab", c.model.vocab, ">= 2")
+    _check(c.model.lstm_size >= 1, "model.lstm_size", c.model.lstm_size, ">= 1")
+    _check(c.reward.beta >= 0, "reward.beta", c.reward.beta, ">= 0")
+    _check(c.reward.curriculum >= 0, "reward.curriculum", c.reward.curriculum, ">= 0")
+    for key in ("agent_steps", "num_envs", "log_every", "checkpoint_every"):
+        _check(c.budget[key] >= 1, f"budget.{key}", c.budget[key], ">= 1")
+    src = c.reward.influence
+    if src == "action":
+        k = c.reward.num_influencers
+        _check(1 <= k < n, "reward.num_influencers", k, f"in [1, env.num_agents-1] = [1, {n - 1}]")
+        _check(c.model.visible_actions, "model.visible_actions", False, "true for reward.influence=action")
+    if src == "moa" and c.reward.divergence == "pmi":
+        raise ConfigError("reward.divergence='pmi' is not allowed with reward.influence=moa; choose one of kl, jsd")
+    if src in ("action", "moa", "symbol"):
+        _check(n >= 2, "env.num_agents", n, ">= 2 for an influence reward")
+    if src == "symbol" or c.reward.name in ("comm", "comm_influence"):
+        _check(c.model.comm, "model.comm", c.model.comm, "true for communication rewards")
+    if src == "moa" or c.reward.name in ("moa", "moa_influence"):
+        _check(c.model.moa, "model.moa", c.model.moa, "true for MOA rewards")

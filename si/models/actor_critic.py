@@ -1,0 +1,202 @@
+"""Per-agent conv-FC-LSTM actor-critic of the paper (§3, Fig 3, Fig 6, appendix 10.4).
+
+Architecture per agent: one conv layer (6 channels, kernel 3, stride 1, valid padding) → two
+fully connected layers of 32 (ReLU) → LSTM 128 → policy and value heads.  Options:
+
+* ``visible_actions``: the other agents' actions (one-hot) are an additive LSTM input
+  (visible-actions baseline, basic influence, MOA models — §4.1, §6.1);
+* ``comm``: every agent's previous symbol (one-hot, vocab ``V``) is an LSTM input, and extra
+  heads emit a symbol through a linear layer of size ``comm_embedding``: π_m and V_m (§5, Fig 3);
+* ``moa``: a second FC + LSTM branch on the agent's conv features predicts every agent's next
+  action given the joint action ``a_t`` and the view ``s_t^k`` (§6, Fig 6).
+
+All agents run in one batched call (``si.models.stacked``).  One-hot inputs enter the LSTM as
+additive gate terms, so a counterfactual action or symbol only changes one looked-up weight
+row: :meth:`ActorCritic.counterfactual_policy` and :meth:`ActorCritic.moa_counterfactual`
+evaluate every counterfactual in one call without re-running the trunk or the recurrent matmul.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from si.models.stacked import StackedConv, StackedEmbedding, StackedLinear, StackedLSTMCell
+
+OBS_SHAPE = (15, 15, 3)
+State = dict[str, Tensor]
+
+
+@dataclass
+class PolicyOut:
+    """Heads of one step: ``logits (…, N, A)``, ``value (…, N)``; comm heads when enabled."""
+
+    logits: Tensor
+    value: Tensor
+    comm_logits: Tensor | None = None
+    comm_value: Tensor | None = None
+
+
+class ActorCritic(nn.Module):
+    """Stacked per-agent actor-critic; see the module docstring."""
+
+    def __init__(
+        self,
+        num_agents: int,
+        num_actions: int,
+        conv_channels: int = 6,
+        conv_kernel: int = 3,
+        fc_sizes: tuple[int, ...] | list[int] = (32, 32),
+        lstm_size: int = 128,
+        visible_actions: bool = False,
+        comm: bool = False,
+        vocab: int = 9,
+        comm_embedding: int = 32,
+        moa: bool = False,
+    ):
+        super().__init__()
+        n, a, h = num_agents, num_actions, lstm_size
+        self.num_agents, self.num_actions, self.hidden = n, a, h
+        self.visible_actions, self.comm, self.moa, self.vocab = visible_actions, comm, moa, vocab
+        side = OBS_SHAPE[0] - conv_kernel + 1
+        self.conv = StackedConv(n, OBS_SHAPE[2], conv_channels, conv_kernel)
+        conv_out = conv_channels * side * side
+        self.fc = self._mlp(n, conv_out, fc_sizes)
+        feat = fc_sizes[-1] if fc_sizes else conv_out
+        self.lstm = StackedLSTMCell(n, feat, h)
+        self.policy = StackedLinear(n, h, a)
+        self.value = StackedLinear(n, h, 1)
+        others, everyone = ~torch.eye(n, dtype=torch.bool), torch.ones(n, n, dtype=torch.bool)
+        if visible_actions:  # the others' actions; an agent's own slot is not an input
+            self.action_in = StackedEmbedding(n, n, a, 4 * h, fan_in=h, mask=others)
+        if comm:  # every agent's previous symbol, its own included (§5)
+            self.message_in = StackedEmbedding(n, n, vocab, 4 * h, fan_in=h, mask=everyone)
+            self.comm_embed = StackedLinear(n, h, comm_embedding)
+            self.comm_policy = StackedLinear(n, comm_embedding, vocab)
+            self.comm_value = StackedLinear(n, comm_embedding, 1)
+        if moa:
+            self.moa_fc = self._mlp(n, conv_out, fc_sizes)
+            self.moa_lstm = StackedLSTMCell(n, feat, h)
+            self.moa_action_in = StackedEmbedding(n, n, a, 4 * h, fan_in=h, mask=everyone)
+            self.moa_head = StackedLinear(n, h, n * a)
+
+    @staticmethod
+    def _mlp(n: int, inp: int, sizes: tuple[int, ...] | list[int]) -> nn.ModuleList:
+        layers, prev = [], inp
+        for size in sizes:
+            layers.append(StackedLinear(n, prev, size))
+            prev = size
+        return nn.ModuleList(layers)
+
+    @staticmethod
+    def _run_mlp(layers: nn.ModuleList, x: Tensor) -> Tensor:
+        for layer in layers:
+            x = F.relu(layer(x))
+        return x
+
+    # ----------------------------------------------------------------- state
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> State:
+        """Zero LSTM state ``(batch, N, H)`` for the policy core (and the MOA core)."""
+        zeros = lambda: torch.zeros(batch, self.num_agents, self.hidden, device=device)  # noqa: E731
+        state = {"h": zeros(), "c": zeros()}
+        if self.moa:
+            state.update(moa_h=zeros(), moa_c=zeros())
+        return state
+
+    @staticmethod
+    def reset_state(state: State, first: Tensor) -> State:
+        """Zero the state of environments whose observation opens an episode (``first (B,)``)."""
+        keep = (~first).to(next(iter(state.values())).dtype)[:, None, None]
+        return {k: v * keep for k, v in state.items()}
+
+    # ----------------------------------------------------------------- trunk
+    def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``obs (…, N, 15, 15, 3)`` uint8 → (FC features ``(…, N, F)``, conv features ``(…, N, C·H·W)``)."""
+        lead = obs.shape[:-4]
+        x = obs.reshape(-1, *obs.shape[-4:]).permute(0, 1, 4, 2, 3).float().div_(255.0)
+        conv = F.relu(self.conv(x)).flatten(2)
+        conv = conv.view(*lead, *conv.shape[1:])
+        return self._run_mlp(self.fc, conv), conv
+
+    # ----------------------------------------------------------------- policy core
+    def base_gates(self, feat: Tensor, h: Tensor, msg_in: Tensor | None) -> Tensor:
+        """LSTM gate pre-activations without the visible-actions term.
+
+        ``msg_in (…, N)``: every agent's previous symbol, seen by all agents (comm models only).
+        """
+        gates = self.lstm.preact(feat, h)
+        if self.comm:
+            msgs = msg_in.unsqueeze(-2).expand(*msg_in.shape[:-1], self.num_agents, self.num_agents)
+            gates = gates + self.message_in(msgs)
+        return gates
+
+    def action_term(self, act_in: Tensor | None) -> Tensor | float:
+        """Visible-actions gate term; ``act_in (…, N, N)``: action shown in slot ``m`` to agent ``n``
+        (own slot ignored).  ``0.0`` when the model has no visible actions."""
+        if not self.visible_actions:
+            return 0.0
+        return self.action_in(act_in)
+
+    def heads(self, h: Tensor) -> PolicyOut:
+        out = PolicyOut(self.policy(h), self.value(h).squeeze(-1))
+        if self.comm:
+            e = F.relu(self.comm_embed(h))
+            out.comm_logits, out.comm_value = self.comm_policy(e), self.comm_value(e).squeeze(-1)
+        return out
+
+    def policy_step(self, gates: Tensor, state: State) -> tuple[PolicyOut, State]:
+        h, c = self.lstm.cell(gates, state["c"])
+        return self.heads(h), {**state, "h": h, "c": c}
+
+    def counterfactual_policy(
+        self, gates: Tensor, c: Tensor, embedding: str, slots: Tensor, actual: Tensor
+    ) -> Tensor:
+        """Action distributions of every agent under every counterfactual value of some input slots.
+
+        ``gates (B, N, 4H)`` and ``c (B, N, H)`` are the actual step's; ``embedding`` is
+        ``"action_in"`` or ``"message_in"``; ``slots (K,)`` the agents whose shown action/symbol
+        is replaced, ``actual (B, K)`` their actual values.  Returns ``p (B, K, V, N, A)``:
+        agent ``j``'s policy when slot ``slots[k]`` shows ``v`` (Eq 1–3 counterfactuals).
+        """
+        w = getattr(self, embedding).masked_weight()[:, slots]  # (N, K, V, 4H)
+        w_cf = w.permute(1, 2, 0, 3)  # (K, V, N, 4H)
+        idx = actual.T[:, :, None, None].expand(-1, -1, w.shape[0], w.shape[-1])  # (K, B, N, 4H)
+        w_act = torch.gather(w.permute(1, 2, 0, 3), 1, idx).permute(1, 0, 2, 3)  # (B, K, N, 4H)
+        g = gates[:, None, None] + w_cf[None] - w_act[:, :, None]  # (B, K, V, N, 4H)
+        h, _ = self.lstm.cell(g, c[:, None, None])
+        return torch.softmax(self.policy(h), dim=-1)
+
+    # ----------------------------------------------------------------- model of other agents
+    def moa_gates(self, conv: Tensor, moa_h: Tensor, joint_actions: Tensor) -> Tensor:
+        """MOA gates from conv features, MOA state and the joint action ``a_t (…, N)`` (all agents)."""
+        feat = self._run_mlp(self.moa_fc, conv)
+        acts = joint_actions.unsqueeze(-2).expand(*joint_actions.shape[:-1], self.num_agents, self.num_agents)
+        return self.moa_lstm.preact(feat, moa_h) + self.moa_action_in(acts)
+
+    def moa_logits(self, h: Tensor) -> Tensor:
+        """``(…, N, H)`` → predicted next-action logits ``(…, N, N, A)`` of every agent."""
+        return self.moa_head(h).unflatten(-1, (self.num_agents, self.num_actions))
+
+    def moa_step(self, gates: Tensor, state: State) -> tuple[Tensor, State]:
+        h, c = self.moa_lstm.cell(gates, state["moa_c"])
+        return self.moa_logits(h), {**state, "moa_h": h, "moa_c": c}
+
+    def moa_counterfactual(self, gates: Tensor, c: Tensor, own_actions: Tensor) -> Tensor:
+        """Each agent's MOA prediction under each of its own counterfactual actions ã (§6).
+
+        ``gates (B, N, 4H)``, ``c (B, N, H)`` of the MOA core, ``own_actions (B, N)``.
+        Returns ``p (B, N, A, N, A)``: agent ``k``'s predicted distribution of agent ``j``'s next
+        action had ``k`` taken ``ã`` (same MOA state, other agents' actions unchanged).
+        """
+        n = self.num_agents
+        ar = torch.arange(n, device=gates.device)
+        w = self.moa_action_in.weight[ar, ar]  # (N, A, 4H): agent k's weight for its own slot
+        w_act = w[ar, own_actions]  # (B, N, 4H)
+        g = gates[:, :, None] + w[None] - w_act[:, :, None]  # (B, N, A, 4H)
+        h, _ = self.moa_lstm.cell(g, c[:, :, None])
+        # the MOA head is per agent k: move the counterfactual dim before N for the stacked linear
+        logits = self.moa_logits(h.transpose(1, 2)).transpose(1, 2)  # (B, N, A, N, A)
+        return torch.softmax(logits, dim=-1)

@@ -1,0 +1,102 @@
+"""Per-agent layers whose parameters are stacked along a leading agent dimension ``N``.
+
+Agents never share weights (paper §3, §6), but every layer runs all agents in one batched
+call: linear layers use ``einsum`` over ``(…, N, in) × (N, in, out)``, the convolution is a
+grouped convolution with one group per agent.  Initialisation matches ``torch.nn`` defaults
+per agent, so agent ``n``'s slice is distributed exactly like an unstacked layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _uniform_(t: Tensor, fan_in: int) -> Tensor:
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return nn.init.uniform_(t, -bound, bound)
+
+
+class StackedLinear(nn.Module):
+    """``y[..., n, :] = x[..., n, :] @ W[n] + b[n]`` for every agent ``n``."""
+
+    def __init__(self, num_agents: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(_uniform_(torch.empty(num_agents, in_features, out_features), in_features))
+        self.bias = nn.Parameter(_uniform_(torch.empty(num_agents, out_features), in_features)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = torch.einsum("...ni,nio->...no", x, self.weight)
+        return y + self.bias if self.bias is not None else y
+
+
+class StackedConv(nn.Module):
+    """One ``Conv2d`` per agent (valid padding), run as a grouped convolution.
+
+    Input ``(M, N, C, H, W)`` → output ``(M, N, C_out, H', W')``.
+    """
+
+    def __init__(self, num_agents: int, in_channels: int, out_channels: int, kernel: int, stride: int = 1):
+        super().__init__()
+        fan_in = in_channels * kernel * kernel
+        self.num_agents, self.stride = num_agents, stride
+        self.weight = nn.Parameter(_uniform_(torch.empty(num_agents * out_channels, in_channels, kernel, kernel), fan_in))
+        self.bias = nn.Parameter(_uniform_(torch.empty(num_agents * out_channels), fan_in))
+
+    def forward(self, x: Tensor) -> Tensor:
+        m, n, c, h, w = x.shape
+        y = F.conv2d(x.reshape(m, n * c, h, w), self.weight, self.bias, self.stride, groups=self.num_agents)
+        return y.view(m, n, -1, y.shape[-2], y.shape[-1])
+
+
+class StackedLSTMCell(nn.Module):
+    """Per-agent LSTM cell split into its parts so counterfactual inputs stay cheap.
+
+    ``preact(x, h)`` computes ``x W_x + h W_h + b`` (gate order i, f, g, o as in ``nn.LSTMCell``);
+    extra additive input terms (one-hot actions or symbols, see :class:`StackedEmbedding`) are
+    added to it before :meth:`cell` applies the nonlinearities.
+    """
+
+    def __init__(self, num_agents: int, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.input = StackedLinear(num_agents, input_size, 4 * hidden_size)
+        self.recurrent = StackedLinear(num_agents, hidden_size, 4 * hidden_size, bias=False)
+        _uniform_(self.input.weight.data, hidden_size)
+        _uniform_(self.input.bias.data, hidden_size)
+
+    def preact(self, x: Tensor, h: Tensor) -> Tensor:
+        return self.input(x) + self.recurrent(h)
+
+    @staticmethod
+    def cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c_new), c_new
+
+
+class StackedEmbedding(nn.Module):
+    """Per-agent linear map of a one-hot vector over ``slots × size`` categories.
+
+    ``weight[n, s, v]`` is what agent ``n`` adds to its LSTM gates when slot ``s`` (another
+    agent) shows category ``v`` (an action or a symbol).  Equivalent to a linear layer on the
+    concatenated one-hot inputs, but a counterfactual change of one slot is a weight lookup.
+    """
+
+    def __init__(self, num_agents: int, slots: int, size: int, out_features: int, fan_in: int, mask: Tensor):
+        super().__init__()
+        self.size = size
+        self.weight = nn.Parameter(_uniform_(torch.empty(num_agents, slots, size, out_features), fan_in))
+        self.register_buffer("mask", mask.float(), persistent=False)  # (N, S): which slots agent n sees
+
+    def masked_weight(self) -> Tensor:
+        """``weight`` with the rows of unseen slots zeroed, ``(N, S, size, out)``."""
+        return self.weight * self.mask[:, :, None, None]
+
+    def forward(self, idx: Tensor) -> Tensor:
+        """``idx (…, N, S)`` categories per agent and slot → ``(…, N, out)``."""
+        onehot = F.one_hot(idx, self.size).to(self.weight.dtype)
+        return torch.einsum("...nsv,nsvo->...no", onehot, self.masked_weight())

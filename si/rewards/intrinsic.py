@@ -1,0 +1,71 @@
+"""Causal influence rewards computed from a model's counterfactuals (paper Eq 1–3, §6).
+
+Each function returns an influence matrix ``(B, N_k, N_j)``: the divergence between agent
+``j``'s (predicted) action distribution given agent ``k``'s actual action/symbol and the
+marginal over ``k``'s counterfactuals.  Entries that do not count (``j = k``, non-influencees,
+agents out of view) are zero, so ``c_k = Σ_j m[k, j]``.  All run without gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from si.models import ActorCritic
+from si.rewards.influence import counterfactual_influence
+
+
+def _pairwise(p_cf: Tensor, p_influencer: Tensor, taken_k: Tensor, measure: str, taken_j: Tensor | None) -> Tensor:
+    """``p_cf (B, K, V, N, A)``, ``p_influencer (B, K, V)``, ``taken_k (B, K)``, ``taken_j (B, N)`` → ``(B, K, N)``."""
+    b, k, v, n, a = p_cf.shape
+    p = p_cf.permute(0, 1, 3, 2, 4)  # (B, K, N, V, A)
+    pk = p_influencer[:, :, None].expand(b, k, n, v)
+    ak = taken_k[:, :, None].expand(b, k, n)
+    aj = taken_j[:, None].expand(b, k, n) if taken_j is not None else None
+    return counterfactual_influence(p, pk, ak, measure, aj)
+
+
+@torch.no_grad()
+def action_influence(
+    model: ActorCritic, gates: Tensor, c: Tensor, actions: Tensor, influencer_probs: Tensor,
+    num_influencers: int, measure: str,
+) -> Tensor:
+    """Basic (centralised) influence, Eq 1/3: influencers ``0..K-1`` act first; the influencees'
+    ``gates`` already include the influencers' current actions. ``influencer_probs (B, K, A)``."""
+    slots = torch.arange(num_influencers, device=gates.device)
+    p_cf = model.counterfactual_policy(gates, c, "action_in", slots, actions[:, :num_influencers])
+    m = _pairwise(p_cf, influencer_probs, actions[:, :num_influencers], measure, actions)
+    out = torch.zeros(actions.shape[0], model.num_agents, model.num_agents, device=gates.device)
+    out[:, :num_influencers, num_influencers:] = m[:, :, num_influencers:]
+    return out
+
+
+@torch.no_grad()
+def symbol_influence(
+    model: ActorCritic, gates: Tensor, c: Tensor, prev_symbols: Tensor, prev_symbol_probs: Tensor,
+    actions: Tensor, measure: str,
+) -> Tensor:
+    """Influence via communication, Eq 2: effect of ``m_{t-1}^k`` on ``a_t^j``.
+
+    ``prev_symbol_probs (B, N, V)`` is each speaker's π_m at ``t-1``, the counterfactual prior.
+    """
+    n = model.num_agents
+    slots = torch.arange(n, device=gates.device)
+    p_cf = model.counterfactual_policy(gates, c, "message_in", slots, prev_symbols)
+    m = _pairwise(p_cf, prev_symbol_probs, prev_symbols, measure, actions)
+    return m * (~torch.eye(n, dtype=torch.bool, device=m.device))
+
+
+@torch.no_grad()
+def moa_influence(
+    model: ActorCritic, moa_gates: Tensor, moa_c: Tensor, actions: Tensor, policy_probs: Tensor,
+    visible: Tensor | None, measure: str,
+) -> Tensor:
+    """MOA influence (§6): agent ``k`` imagines its counterfactual actions ã_t and asks its own
+    MOA how each other agent's next action would change; ``policy_probs (B, N, A)`` = π_k(ã|s_t^k).
+    With ``visible (B, N, N)`` only agents inside ``k``'s view count (paper §6)."""
+    n = model.num_agents
+    p_cf = model.moa_counterfactual(moa_gates, moa_c, actions)  # (B, N, A, N, A)
+    m = _pairwise(p_cf, policy_probs, actions, measure, None)
+    m = m * (~torch.eye(n, dtype=torch.bool, device=m.device))
+    return m * visible if visible is not None else m

@@ -1,0 +1,112 @@
+"""Where metrics rows go: the job's append-only ``metrics.csv``, W&B, and the console."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+class MetricsTable:
+    """Append-only CSV with one row per logging interval (docs/design.md).
+
+    The header is fixed by the first row; later rows are written with the same columns
+    (missing → empty).  :meth:`truncate_after` drops rows logged after a checkpoint so a
+    resumed run continues the table with no duplicated or missing rows.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.columns: list[str] | None = None
+        if path.exists() and path.stat().st_size:
+            with path.open(newline="") as f:
+                self.columns = next(csv.reader(f))
+
+    def append(self, row: dict[str, float]) -> None:
+        new = self.columns is None
+        if new:
+            self.columns = list(row)
+        with self.path.open("a", newline="") as f:
+            w = csv.DictWriter(f, self.columns, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+            f.flush()
+
+    def truncate_after(self, agent_steps: int) -> int:
+        """Keep rows with ``agent_steps`` ≤ the checkpoint's; return the number of rows kept."""
+        if self.columns is None:
+            return 0
+        with self.path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(float(r["agent_steps"])) <= agent_steps]
+        with self.path.open("w", newline="") as f:
+            w = csv.DictWriter(f, self.columns)
+            w.writeheader()
+            w.writerows(rows)
+        return len(rows)
+
+
+def run_id(job_dir: Path) -> str:
+    """Deterministic W&B run id of a job: a requeued or re-run job resumes the same W&B run."""
+    return hashlib.sha1(str(job_dir.resolve()).encode()).hexdigest()[:16]
+
+
+class WandbLogger:
+    """Thin W&B wrapper that never kills training: any failure warns once and disables it."""
+
+    def __init__(self, job_dir: Path, cfg_dict: dict[str, Any], name: str, group: str, project: str,
+                 entity: str | None, tags: list[str], mode: str):
+        self.run = None
+        try:
+            import wandb
+
+            self.run = wandb.init(
+                project=project, entity=entity, name=name, group=group, tags=tags, mode=mode,
+                id=run_id(job_dir), resume="allow", dir=str(job_dir), config=cfg_dict,
+                settings=wandb.Settings(silent=True, console="off"),
+            )
+        except Exception as exc:  # noqa: BLE001 — logging must never stop training
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        warnings.warn(f"W&B logging disabled: {type(exc).__name__}: {exc}", stacklevel=2)
+        self.run = None
+
+    def log(self, row: dict[str, float]) -> None:
+        if self.run is None:
+            return
+        try:
+            clean = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
+            self.run.log(clean, step=int(row["agent_steps"]))
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.finish(exit_code=exit_code)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+
+def progress_line(row: dict[str, float], total_steps: int, eta_s: float) -> str:
+    """One console line: steps, throughput, collective reward, influence, ETA."""
+    pct = 100.0 * row["agent_steps"] / total_steps
+    parts = [
+        f"steps {int(row['agent_steps']):,}/{total_steps:,} ({pct:5.1f}%)",
+        f"agent-steps/s {row['agent_sps']:,.0f}",
+        f"collective {row['collective_reward']:.1f}",
+    ]
+    if not math.isnan(row.get("influence_mean", math.nan)):
+        parts.append(f"influence {row['influence_mean']:.4f}")
+    parts.append(f"ETA {eta_s / 60:.1f} min")
+    return " | ".join(parts)
+
+
+def print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,158 @@
+"""Run one training job in a job directory, resuming from its own checkpoint.
+
+``run(cfg, job_dir)`` is what ``launch/main.py`` calls (and what tests call directly).  The job
+directory gets ``metrics.csv`` (append-only), ``checkpoints/last.pt`` and ``summary.json``; a
+rerun or a SLURM requeue of the same job resumes from the checkpoint and continues the table.
+SIGTERM/SIGUSR2 (SLURM preemption, submitit timeout) save a checkpoint at the next iteration
+boundary and then hand the signal on (submitit requeues the job).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line
+from si.train.trainer import Trainer
+
+CHECKPOINT = Path("checkpoints") / "last.pt"
+
+
+def code_version() -> dict[str, Any]:
+    """Commit and dirty flag of the source tree (STYLE.md §3.5); empty when not a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def write_summary(job_dir: Path, **fields: Any) -> None:
+    path = job_dir / "summary.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    old.update(fields)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(old, indent=2, default=str))
+    tmp.replace(path)
+
+
+def save_checkpoint(trainer: Trainer, job_dir: Path, wall_time_s: float) -> None:
+    """Atomic write: a kill during saving leaves the previous checkpoint intact."""
+    path = job_dir / CHECKPOINT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"trainer": trainer.state_dict(), "wall_time_s": wall_time_s}, tmp)
+    tmp.replace(path)
+
+
+class _StopRequest:
+    """Remembers SIGTERM/SIGUSR2 and chains to the previous handler after checkpointing."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+        for sig in self.SIGNALS:
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread: leave signals alone
+                pass
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def restore_and_forward(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        prev = self.previous.get(self.signum)
+        if callable(prev):
+            prev(self.signum, None)
+        else:
+            raise SystemExit(128 + int(self.signum))
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[str, Any]:
+    """Train (or resume) the job described by ``cfg`` in ``job_dir``; return the summary dict."""
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = job_dir / "summary.json"
+    if summary_path.exists() and json.loads(summary_path.read_text()).get("status") == "complete":
+        print_progress(f"{job_dir}: already complete, nothing to do")
+        return json.loads(summary_path.read_text())
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    trainer = Trainer(cfg)
+    table = MetricsTable(job_dir / "metrics.csv")
+    wall0 = 0.0
+    ckpt = job_dir / CHECKPOINT
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=trainer.device, weights_only=False)
+        trainer.load_state_dict(state["trainer"])
+        wall0 = state["wall_time_s"]
+        kept = table.truncate_after(trainer.agent_steps)
+        print_progress(f"{job_dir}: resumed at {trainer.agent_steps:,} agent steps ({kept} metrics rows kept)")
+    elif table.columns is not None:
+        raise FileExistsError(f"{job_dir} has metrics.csv but no checkpoint; refusing to overwrite a finished or foreign run")
+    write_summary(job_dir, status="running", env_version=trainer.env.env_version, run_name=cfg.run_name, **code_version())
+    lc = cfg.logger
+    wandb = None
+    if lc.backend == "wandb":
+        wandb = WandbLogger(job_dir, OmegaConf.to_container(cfg, resolve=True), cfg.run_name, group or cfg.run_name,
+                            lc.project, lc.entity, list(lc.tags), lc.mode)
+    stop = _StopRequest()
+    b = trainer.budget
+    t_start = time.perf_counter()
+    t_last, steps_last, last_print, row = t_start, trainer.agent_steps, 0.0, None
+    try:
+        while not trainer.done:
+            trainer.train_iteration()
+            it = trainer.iteration
+            now = time.perf_counter()
+            if it % b.log_every_iters == 0 or trainer.done:
+                row = trainer.log_row(wall0 + now - t_start, now - t_last, trainer.agent_steps - steps_last)
+                t_last, steps_last = now, trainer.agent_steps
+                table.append(row)
+                if wandb:
+                    wandb.log(row)
+                if now - last_print >= lc.progress_every_s or trainer.done:
+                    eta = (b.agent_steps - trainer.agent_steps) / max(row["sps"], 1e-9)
+                    print_progress(f"[{cfg.run_name}] " + progress_line(row, b.agent_steps, eta))
+                    last_print = now
+                if it % b.checkpoint_every_iters == 0 or trainer.done:
+                    save_checkpoint(trainer, job_dir, wall0 + now - t_start)
+            if stop.signum is not None:
+                save_checkpoint(trainer, job_dir, wall0 + now - t_start)
+                write_summary(job_dir, status="preempted", agent_steps=trainer.agent_steps)
+                if wandb:
+                    wandb.finish(exit_code=1)
+                    wandb = None
+                stop.restore_and_forward()
+                return json.loads(summary_path.read_text())
+    except BaseException as exc:
+        write_summary(job_dir, status="failed", agent_steps=trainer.agent_steps, error=f"{type(exc).__name__}: {exc}")
+        if wandb:
+            wandb.finish(exit_code=1)
+        stop.restore()
+        raise
+    stop.restore()
+    final = {k: v for k, v in (row or {}).items()}
+    write_summary(job_dir, status="complete", agent_steps=trainer.agent_steps, final=final,
+                  wall_time_s=wall0 + time.perf_counter() - t_start, error=None)
+    if wandb:
+        wandb.finish()
+    return json.loads(summary_path.read_text())
+

@@ -1,0 +1,420 @@
+"""The synchronous A2C trainer: rollouts over ``B`` envs × ``N`` agents, every reward variant,
+metrics, and an exact ``state_dict``.
+
+One iteration collects ``T = optim.rollout_len`` batched env steps (no gradients), shapes the
+rewards of the chosen variant, recomputes the policy over the rollout with gradients from the
+rollout's initial LSTM state (truncated BPTT), and takes one optimiser step (``optim.ppo_epochs``
+clipped steps for PPO).  The LSTM state is carried across rollouts and reset where
+``first[t]`` marks an episode start (rule of STYLE.md §3.3).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from si import metrics as M
+from si.config import PAPER_AGENT_STEPS
+from si.envs import make_env
+from si.models import ActorCritic
+from si.rewards.influence import curriculum_weight
+from si.rewards.intrinsic import action_influence, moa_influence, symbol_influence
+from si.rewards.social import collective_reward, inequity_aversion
+from si.train.a2c import actor_critic_loss, clip_grad_per_agent, gae, linear_schedule
+
+EPISODE_STATS = ("fires", "hits", "cleaned", "apples", "box_opened")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda requested but torch.cuda.is_available() is False")
+    return torch.device(name)
+
+
+@dataclass
+class Budget:
+    """Sizes derived once from the config (CleanRL habit): nothing is recomputed in the loop."""
+
+    agent_steps: int
+    steps_per_iter: int
+    iterations: int
+    log_every_iters: int
+    checkpoint_every_iters: int
+    curriculum_steps: float
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "Budget":
+        per_iter = cfg.budget.num_envs * cfg.optim.rollout_len
+        iters = max(1, -(-cfg.budget.agent_steps // per_iter))
+        log_iters = max(1, cfg.budget.log_every // per_iter)
+        ckpt_iters = max(log_iters, (cfg.budget.checkpoint_every // per_iter) // log_iters * log_iters)
+        scale = iters * per_iter / PAPER_AGENT_STEPS if cfg.budget.scale_schedules else 1.0
+        return cls(iters * per_iter, per_iter, iters, log_iters, ckpt_iters, cfg.reward.curriculum * 1e6 * scale)
+
+
+@dataclass
+class Accumulator:
+    """Sums over one logging interval; emptied after every metrics row."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    episodes: list[Tensor] = field(default_factory=list)
+
+    def add(self, key: str, value: float, count: int = 1) -> None:
+        self.sums[key] = self.sums.get(key, 0.0) + value
+        self.counts[key] = self.counts.get(key, 0) + count
+
+    def mean(self, key: str) -> float:
+        return self.sums[key] / self.counts[key] if self.counts.get(key) else float("nan")
+
+
+class Trainer:
+    """Builds env, model and optimiser from a resolved config and trains them."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.budget = Budget.from_config(cfg)
+        rc, oc = cfg.reward, cfg.optim
+        self.env = make_env(
+            cfg.env.name, num_envs=cfg.budget.num_envs, num_agents=cfg.env.num_agents,
+            map_name=cfg.env.map, horizon=cfg.env.horizon, device=self.device,
+        )
+        self.n, self.a = self.env.num_agents, self.env.num_actions
+        mc = cfg.model
+        self.model = ActorCritic(
+            self.n, self.a, mc.conv_channels, mc.conv_kernel, list(mc.fc_sizes), mc.lstm_size,
+            mc.visible_actions, mc.comm, mc.vocab, mc.comm_embedding, mc.moa,
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=oc.lr_init, eps=oc.adam_eps)
+        self.gen = torch.Generator(device=self.device)
+        torch.manual_seed(cfg.seed)
+        self.gen.manual_seed(cfg.seed + 1)
+        self.source = rc.influence
+        self.k = rc.num_influencers if self.source == "action" else 0
+        self.iteration = 0
+        self.episodes = 0
+        self.acc = Accumulator()
+        self._reset_carry(self.env.reset(seed=cfg.seed))
+
+    # ------------------------------------------------------------------ carry
+    def _reset_carry(self, out) -> None:
+        b = self.cfg.budget.num_envs
+        dev = self.device
+        self.carry: dict[str, Tensor] = {
+            "obs": out.obs, "prev_actions": out.actions, "first": out.first, "visible": out.visible,
+            "ep_return": torch.zeros(b, self.n, device=dev),
+            "ia_smoothed": torch.zeros(b, self.n, device=dev),
+            **{f"ep_{s}": torch.zeros(b, self.n, device=dev) for s in EPISODE_STATS},
+            **{f"state_{k}": v for k, v in self.model.initial_state(b, dev).items()},
+        }
+        if self.model.comm:
+            self.carry["prev_symbols"] = torch.zeros(b, self.n, dtype=torch.long, device=dev)
+            self.carry["prev_symbol_probs"] = torch.full((b, self.n, self.cfg.model.vocab), 1.0 / self.cfg.model.vocab, device=dev)
+
+    def _state(self) -> dict[str, Tensor]:
+        return {k[6:]: v for k, v in self.carry.items() if k.startswith("state_")}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def agent_steps(self) -> int:
+        return self.iteration * self.budget.steps_per_iter
+
+    @property
+    def done(self) -> bool:
+        return self.iteration >= self.budget.iterations
+
+    def beta(self) -> float:
+        """Influence weight β after the linear curriculum (Table 1–3 ``C``)."""
+        return curriculum_weight(self.agent_steps, self.cfg.reward.beta, self.budget.curriculum_steps)
+
+    def lr(self) -> float:
+        return linear_schedule(self.cfg.optim.lr_init, self.cfg.optim.lr_end, self.iteration / self.budget.iterations)
+
+    def _sample(self, logits: Tensor) -> Tensor:
+        probs = torch.softmax(logits, -1)
+        return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=self.gen).view(probs.shape[:-1])
+
+    # ------------------------------------------------------------------ rollout
+    @torch.no_grad()
+    def _act(self, c: dict[str, Tensor], state: dict, influence: bool = True) -> tuple[dict, dict]:
+        """One batched step of every agent from the carried inputs ``c``: sample actions (and
+        symbols) and, when ``influence``, compute the influence matrix.  Pure: returns the
+        step record and the new recurrent state, never writes ``self.carry``."""
+        m, n, k = self.model, self.n, self.k
+        first = c["first"]
+        state = m.reset_state(state, first)
+        feat, conv = m.encode(c["obs"])
+        act_in = c["prev_actions"][:, None, :].expand(-1, n, n).clone()
+        prev_symbols = c["prev_symbols"] * (~first)[:, None] if m.comm else None
+        base = m.base_gates(feat, state["h"], prev_symbols)
+        gates = base + m.action_term(act_in)
+        pol, new_state = m.policy_step(gates, state)
+        actions = self._sample(pol.logits)
+        rec: dict[str, Tensor] = {}
+        if self.source == "action":
+            # influencers (0..K-1) act first; influencees see their current actions (Fig 8a)
+            act_in[:, k:, :k] = actions[:, None, :k]
+            gates = base + m.action_term(act_in)
+            pol_j, new_state = m.policy_step(gates, state)
+            actions[:, k:] = self._sample(pol_j.logits[:, k:])
+            if influence:
+                probs_k = torch.softmax(pol.logits[:, :k], -1)
+                rec["influence"] = action_influence(m, gates, state["c"], actions, probs_k, k, self.cfg.reward.divergence)
+            pol.logits = torch.cat([pol.logits[:, :k], pol_j.logits[:, k:]], 1)
+            pol.value = torch.cat([pol.value[:, :k], pol_j.value[:, k:]], 1)
+        rec.update(act_in=act_in, actions=actions, logits=pol.logits, values=pol.value)
+        if m.comm:
+            symbols = self._sample(pol.comm_logits)
+            rec.update(symbols=symbols, prev_symbols=prev_symbols, comm_values=pol.comm_value, comm_logits=pol.comm_logits)
+            if self.source == "symbol" and influence:
+                infl = symbol_influence(m, gates, state["c"], prev_symbols, c["prev_symbol_probs"], actions, self.cfg.reward.divergence)
+                rec["influence"] = infl * (~first)[:, None, None]
+        if m.moa:
+            mg = m.moa_gates(conv, state["moa_h"], actions)
+            if self.source == "moa" and influence:
+                vis = c["visible"] if self.cfg.reward.only_visible else None
+                probs = torch.softmax(pol.logits, -1)
+                rec["influence"] = moa_influence(m, mg, state["moa_c"], actions, probs, vis, self.cfg.reward.divergence)
+            _, new_state = m.moa_step(mg, new_state)
+        return rec, new_state
+
+    def _shape_rewards(self, e: Tensor, influence: Tensor | None, beta: float) -> tuple[Tensor, Tensor | None]:
+        """Rewards of the env policy and of the comm policy: r = α·e + β·c (Eq 1–2) and variants."""
+        rc = self.cfg.reward
+        if influence is not None and rc.clip > 0:
+            influence = influence.clamp(-rc.clip, rc.clip)
+        c = influence.sum(-1) if influence is not None else None  # c_k = Σ_j
+        if rc.name == "collective":
+            return collective_reward(e, rc.eta), None
+        if rc.name == "inequity_aversion":
+            u, self.carry["ia_smoothed"] = inequity_aversion(
+                e, self.carry["ia_smoothed"], rc.ia_alpha, rc.ia_beta, self.cfg.optim.gamma, rc.ia_lambda
+            )
+            return u, None
+        if self.source == "symbol":
+            return e, rc.alpha * e + beta * c
+        comm_r = e if self.model.comm else None
+        if self.source == "action":
+            r = rc.alpha * e + beta * c
+            if rc.influencee_reward:
+                r = r + beta * influence.sum(-2)
+            return r, comm_r
+        if self.source == "moa":
+            return rc.alpha * e + beta * c, comm_r
+        return e, comm_r
+
+    @torch.no_grad()
+    def collect(self) -> dict[str, Tensor]:
+        """Run ``T`` batched env steps; return the rollout as stacked tensors ``(T, B, …)``."""
+        T = self.cfg.optim.rollout_len
+        beta = self.beta()
+        c = self.carry
+        init_state = self._state()
+        state = init_state
+        steps: list[dict[str, Tensor]] = []
+        for _ in range(T):
+            rec, state = self._act(c, state)
+            rec.update(obs=c["obs"], first=c["first"], visible=c["visible"])
+            c["ia_smoothed"] = c["ia_smoothed"] * (~c["first"])[:, None]
+            out = self.env.step(rec["actions"])
+            e = out.reward.float()
+            rec["rewards"], rec["comm_rewards"] = self._shape_rewards(e, rec.get("influence"), beta)
+            rec.update(extrinsic=e, dones=out.done)
+            self._track_episodes(e, out)
+            c.update(obs=out.obs, prev_actions=out.actions, first=out.first, visible=out.visible)
+            if self.model.comm:
+                c.update(prev_symbols=rec["symbols"], prev_symbol_probs=torch.softmax(rec["comm_logits"], -1))
+            steps.append({k: v for k, v in rec.items() if v is not None})
+        for k, v in state.items():
+            c[f"state_{k}"] = v
+        roll = {k: torch.stack([s[k] for s in steps]) for k in steps[0]}
+        roll["init_state"] = init_state
+        roll["beta"] = torch.tensor(beta)
+        # bootstrap V(s_T) (and V_m) from the carried state; its samples are discarded
+        rec, _ = self._act(c, dict(state), influence=False)
+        roll["last_value"] = rec["values"]
+        if self.model.comm:
+            roll["last_comm_value"] = rec["comm_values"]
+        return roll
+
+    def _track_episodes(self, e: Tensor, out) -> None:
+        c = self.carry
+        c["ep_return"] += e
+        for s in EPISODE_STATS:
+            if s in out.stats:
+                c[f"ep_{s}"] += out.stats[s].float()
+        if out.done.any():
+            d = out.done
+            row = [c["ep_return"][d]] + [c[f"ep_{s}"][d] for s in EPISODE_STATS]
+            self.acc.episodes.append(torch.stack(row, 1).cpu())  # (E, 1+len(stats), N)
+            self.episodes += int(d.sum())
+            for key in ["ep_return"] + [f"ep_{s}" for s in EPISODE_STATS]:
+                c[key] = c[key] * (~d)[:, None]
+
+    # ------------------------------------------------------------------ learning
+    def _unroll(self, roll: dict) -> dict[str, Tensor]:
+        """Recompute the rollout with gradients from its initial state (truncated BPTT)."""
+        m = self.model
+        feat, conv = m.encode(roll["obs"])
+        state = roll["init_state"]
+        outs: dict[str, list[Tensor]] = {"logits": [], "values": [], "comm_logits": [], "comm_values": [], "moa_logits": []}
+        for t in range(roll["obs"].shape[0]):
+            state = m.reset_state(state, roll["first"][t])
+            gates = m.base_gates(feat[t], state["h"], roll["prev_symbols"][t] if m.comm else None)
+            pol, state = m.policy_step(gates + m.action_term(roll["act_in"][t]), state)
+            outs["logits"].append(pol.logits)
+            outs["values"].append(pol.value)
+            if m.comm:
+                outs["comm_logits"].append(pol.comm_logits)
+                outs["comm_values"].append(pol.comm_value)
+            if m.moa:
+                moa_logits, state = m.moa_step(m.moa_gates(conv[t], state["moa_h"], roll["actions"][t]), state)
+                outs["moa_logits"].append(moa_logits)
+        return {k: torch.stack(v) for k, v in outs.items() if v}
+
+    def _moa_loss(self, moa_logits: Tensor, roll: dict) -> tuple[Tensor, float]:
+        """Cross-entropy of each agent's MOA against the others' actual next actions (§6).
+
+        The prediction at ``t`` (from ``s_t`` and ``a_t``) targets ``a_{t+1}``; pairs that cross an
+        episode end or the rollout end are dropped, as is ``j = k``; with
+        ``optim.moa_only_when_visible`` only agents in view at ``t`` count (Table 3).
+        """
+        n = self.n
+        pred = moa_logits[:-1]  # (T-1, B, N_k, N_j, A)
+        target = roll["actions"][1:, :, None, :].expand(-1, -1, n, -1)  # (T-1, B, N_k, N_j)
+        mask = (~roll["dones"][:-1])[:, :, None, None] & ~torch.eye(n, dtype=torch.bool, device=pred.device)
+        if self.cfg.optim.moa_only_when_visible:
+            mask = mask & roll["visible"][:-1]
+        ce = torch.nn.functional.cross_entropy(pred.flatten(0, -2), target.flatten(), reduction="none").view(target.shape)
+        maskf = mask.float()
+        per_agent = (ce * maskf).sum((0, 1, 3)) / maskf.sum((0, 1, 3)).clamp(min=1)
+        correct = ((pred.argmax(-1) == target).float() * maskf).sum() / maskf.sum().clamp(min=1)
+        return per_agent.sum(), correct.item()
+
+    def update(self, roll: dict) -> dict[str, float]:
+        """A2C (or PPO) step(s) on one rollout; returns loss statistics."""
+        oc = self.cfg.optim
+        adv, ret = gae(roll["rewards"], roll["values"], roll["dones"], roll["last_value"], oc.gamma, oc.gae_lambda)
+        if self.model.comm:
+            comm_adv, comm_ret = gae(roll["comm_rewards"], roll["comm_values"], roll["dones"], roll["last_comm_value"], oc.gamma, oc.gae_lambda)
+        ppo = oc.algo == "ppo"
+        old_logp = torch.log_softmax(roll["logits"], -1).gather(-1, roll["actions"][..., None]).squeeze(-1) if ppo else None
+        old_comm_logp = torch.log_softmax(roll["comm_logits"], -1).gather(-1, roll["symbols"][..., None]).squeeze(-1) if ppo and self.model.comm else None
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr()
+        stats: dict[str, float] = {}
+        for _ in range(oc.ppo_epochs if ppo else 1):
+            out = self._unroll(roll)
+            loss, stats = actor_critic_loss(out["logits"], out["values"], roll["actions"], adv, ret, oc.entropy, oc.value_coef, old_logp, oc.ppo_clip)
+            if self.model.comm:
+                comm_loss, comm_stats = actor_critic_loss(
+                    out["comm_logits"], out["comm_values"], roll["symbols"], comm_adv, comm_ret,
+                    oc.comm_entropy, oc.value_coef, old_comm_logp, oc.ppo_clip,
+                )
+                loss = loss + oc.comm_loss_weight * comm_loss
+                stats["loss_comm"] = comm_stats["loss_policy"]
+            if self.model.moa:
+                moa_loss, stats["moa_accuracy"] = self._moa_loss(out["moa_logits"], roll)
+                loss = loss + oc.moa_loss_weight * moa_loss
+                stats["loss_moa"] = moa_loss.item() / self.n
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_grad_per_agent(list(self.model.parameters()), self.n, oc.max_grad_norm)
+            self.optimizer.step()
+        return stats
+
+    def train_iteration(self) -> None:
+        """Collect one rollout, learn from it, and accumulate its metrics."""
+        roll = self.collect()
+        stats = self.update(roll)
+        self.iteration += 1
+        for key, value in stats.items():
+            self.acc.add(key, value)
+        self._rollout_metrics(roll)
+
+    # ------------------------------------------------------------------ metrics
+    def _rollout_metrics(self, roll: dict) -> None:
+        acc = self.acc
+        if "influence" in roll:
+            infl = roll["influence"]  # (T, B, N, N)
+            senders = slice(0, self.k) if self.source == "action" else slice(None)
+            c = infl.sum(-1)[..., senders]  # (T, B, K)
+            acc.add("influence_mean", c.sum().item(), c.numel())
+            acc.add("influential_moment_frac", M.influential_moments(c).float().sum().item(), c.numel())
+            pair = infl.sum((0, 1)).cpu()
+            for k in range(self.n):
+                for j in range(self.n):
+                    if k != j:
+                        acc.add(f"influence_{k}_{j}", pair[k, j].item(), infl.shape[0] * infl.shape[1])
+        if self.model.comm:
+            acts, syms = roll["actions"].cpu(), roll["symbols"].cpu()
+            v, a = self.cfg.model.vocab, self.a
+            # pairs (t, t+1) within one episode: symbol/action of k at t, action of j at t+1 (§5.1)
+            same_ep = (~roll["dones"][:-1].cpu())[..., None].expand(-1, -1, self.n)
+            acc.add("speaker_consistency", M.speaker_consistency(acts.flatten(0, 1), syms.flatten(0, 1), a, v))
+            acc.add("ic_symbol_action", M.instantaneous_coordination(syms[:-1], acts[1:], v, a, same_ep))
+            acc.add("ic_action_action", M.instantaneous_coordination(acts[:-1], acts[1:], a, a, same_ep))
+            if "influence" in roll:
+                moments = M.influential_moments(roll["influence"].sum(-1)).cpu()[:-1] & same_ep
+                acc.add("ic_symbol_action_influential", M.instantaneous_coordination(syms[:-1], acts[1:], v, a, moments))
+                acc.add("ic_action_action_influential", M.instantaneous_coordination(acts[:-1], acts[1:], a, a, moments))
+
+    def log_row(self, elapsed_s: float, interval_s: float, interval_steps: int) -> dict[str, float]:
+        """Metrics row for the finished interval (columns of docs/design.md); empties the accumulator."""
+        acc = self.acc
+        row: dict[str, float] = {"agent_steps": self.agent_steps, "episodes": self.episodes}
+        nan = float("nan")
+        if acc.episodes:
+            ep = torch.cat(acc.episodes)  # (E, 1 + stats, N)
+            ret = ep[:, 0]
+            row["collective_reward"] = ret.sum(-1).mean().item()
+            for i in range(self.n):
+                row[f"reward_agent_{i}"] = ret[:, i].mean().item()
+            row["gini"] = M.gini(ret).mean().item()
+            row["equality_weighted_reward"] = M.equality_weighted_reward(ret).mean().item()
+            for s_i, s in enumerate(EPISODE_STATS, start=1):
+                row[s] = ep[:, s_i].sum(-1).mean().item() if s != "box_opened" else (ep[:, s_i].sum(-1) > 0).float().mean().item()
+        else:
+            row.update(collective_reward=nan, gini=nan, equality_weighted_reward=nan, **{f"reward_agent_{i}": nan for i in range(self.n)})
+            row.update({s: nan for s in EPISODE_STATS})
+        for key in sorted(acc.sums):
+            row[key] = acc.mean(key)
+        row["beta"] = self.beta()
+        row["lr"] = self.lr()
+        row["sps"] = interval_steps / max(interval_s, 1e-9)
+        row["agent_sps"] = row["sps"] * self.n
+        row["wall_time_s"] = elapsed_s
+        self.acc = Accumulator()
+        return row
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-exactly: model, optimiser, env, RNGs, carry, counters."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "env": self.env.state_dict(),
+            "gen": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "carry": dict(self.carry),
+            "iteration": self.iteration,
+            "episodes": self.episodes,
+            "acc": self.acc,
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.model.load_state_dict(sd["model"])
+        self.optimizer.load_state_dict(sd["optimizer"])
+        self.env.load_state_dict(sd["env"])
+        self.gen.set_state(sd["gen"])
+        torch.set_rng_state(sd["torch_rng"])
+        self.carry = {k: v.to(self.device) for k, v in sd["carry"].items()}
+        self.iteration, self.episodes, self.acc = sd["iteration"], sd["episodes"], sd["acc"]
