@@ -21,7 +21,7 @@ def _uniform_(t: Tensor, fan_in: int) -> Tensor:
 
 
 class StackedLinear(nn.Module):
-    """``y[..., n, :] = x[..., n, :] @ W[n] + b[n]`` for every agent ``n``."""
+    """``y[..., n, :] = x[..., n, :] @ W[n] + b[n]`` for every agent ``n`` (one batched matmul)."""
 
     def __init__(self, num_agents: int, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
@@ -29,8 +29,13 @@ class StackedLinear(nn.Module):
         self.bias = nn.Parameter(_uniform_(torch.empty(num_agents, out_features), in_features)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        y = torch.einsum("...ni,nio->...no", x, self.weight)
-        return y + self.bias if self.bias is not None else y
+        lead, n = x.shape[:-2], x.shape[-2]
+        xs = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # (N, M, in)
+        if self.bias is None:
+            y = torch.bmm(xs, self.weight)
+        else:
+            y = torch.baddbmm(self.bias[:, None], xs, self.weight)
+        return y.transpose(0, 1).reshape(*lead, n, -1)
 
 
 class StackedConv(nn.Module):
@@ -98,5 +103,8 @@ class StackedEmbedding(nn.Module):
 
     def forward(self, idx: Tensor) -> Tensor:
         """``idx (…, N, S)`` categories per agent and slot → ``(…, N, out)``."""
-        onehot = F.one_hot(idx, self.size).to(self.weight.dtype)
-        return torch.einsum("...nsv,nsvo->...no", onehot, self.masked_weight())
+        onehot = F.one_hot(idx, self.size).to(self.weight.dtype).flatten(-2)  # (…, N, S·size)
+        lead, n = onehot.shape[:-2], onehot.shape[-2]
+        w = self.masked_weight().flatten(1, 2)  # (N, S·size, out)
+        y = torch.bmm(onehot.reshape(-1, n, onehot.shape[-1]).transpose(0, 1), w)
+        return y.transpose(0, 1).reshape(*lead, n, -1)

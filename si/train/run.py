@@ -134,20 +134,22 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
                     last_print = now
                 if it % b.checkpoint_every_iters == 0 or trainer.done:
                     save_checkpoint(trainer, job_dir, wall0 + now - t_start)
-            if stop.signum is not None:
+            if stop.signum is not None and not trainer.done:
                 save_checkpoint(trainer, job_dir, wall0 + now - t_start)
-                write_summary(job_dir, status="preempted", agent_steps=trainer.agent_steps)
-                if wandb:
-                    wandb.finish(exit_code=1)
-                    wandb = None
-                stop.restore_and_forward()
-                return json.loads(summary_path.read_text())
+                break
     except BaseException as exc:
         write_summary(job_dir, status="failed", agent_steps=trainer.agent_steps, error=f"{type(exc).__name__}: {exc}")
         if wandb:
             wandb.finish(exit_code=1)
         stop.restore()
         raise
+    if not trainer.done:  # preempted: checkpoint saved; hand the signal on (submitit requeues)
+        write_summary(job_dir, status="preempted", agent_steps=trainer.agent_steps)
+        print_progress(f"{job_dir}: signal {stop.signum}, checkpoint saved at {trainer.agent_steps:,} agent steps")
+        if wandb:
+            wandb.finish(exit_code=1)
+        stop.restore_and_forward()
+        return json.loads(summary_path.read_text())
     stop.restore()
     final = {k: v for k, v in (row or {}).items()}
     write_summary(job_dir, status="complete", agent_steps=trainer.agent_steps, final=final,

@@ -88,14 +88,14 @@ class Trainer:
             map_name=cfg.env.map, horizon=cfg.env.horizon, device=self.device,
         )
         self.n, self.a = self.env.num_agents, self.env.num_actions
+        torch.manual_seed(cfg.seed)  # weights depend on the seed only
         mc = cfg.model
         self.model = ActorCritic(
             self.n, self.a, mc.conv_channels, mc.conv_kernel, list(mc.fc_sizes), mc.lstm_size,
             mc.visible_actions, mc.comm, mc.vocab, mc.comm_embedding, mc.moa,
         ).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=oc.lr_init, eps=oc.adam_eps)
-        self.gen = torch.Generator(device=self.device)
-        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator(device=self.device)  # action/symbol sampling
         self.gen.manual_seed(cfg.seed + 1)
         self.source = rc.influence
         self.k = rc.num_influencers if self.source == "action" else 0

@@ -1,0 +1,62 @@
+"""Learner benchmark: agent-steps/s of full training iterations for each reward variant.
+
+``python -m si.bench train [--env harvest] [--num-envs 64] [--iters 5] [--device auto]``
+prints, per variant, env-steps/s, agent-steps/s (N × env-steps/s) and the step-time ratio to
+the A3C baseline (``extrinsic``).  Configs come from ``conf/`` with the paper's values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from si.config import REWARD_NAMES, register_configs
+from si.train.trainer import Trainer
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def measure(reward: str, env: str, num_envs: int, iters: int, device: str, extra: list[str]) -> tuple[float, int]:
+    """(env-steps/s, number of agents) of ``iters`` training iterations after two warm-up iterations."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", overrides=[f"env={env}", f"reward={reward}", f"budget.num_envs={num_envs}",
+                                           f"device={device}", "budget.agent_steps=1000000000", *extra])
+    OmegaConf.resolve(cfg)
+    trainer = Trainer(cfg)
+    for _ in range(2):  # warm-up: allocator, kernels, caches
+        trainer.train_iteration()
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        trainer.train_iteration()
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    return iters * trainer.budget.steps_per_iter / (time.perf_counter() - t0), trainer.n
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="python -m si.bench train", description=__doc__)
+    p.add_argument("--env", default="harvest")
+    p.add_argument("--num-envs", type=int, default=64)
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--rewards", default=",".join(REWARD_NAMES), help="comma-separated reward variants")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. optim.rollout_len=100")
+    args = p.parse_args(argv)
+    register_configs()
+    rewards = args.rewards.split(",")
+    if "extrinsic" not in rewards:
+        rewards.insert(0, "extrinsic")
+    print(f"env={args.env} num_envs={args.num_envs} device={args.device} threads={torch.get_num_threads()}")
+    print(f"{'reward':<18}{'env-steps/s':>14}{'agent-steps/s':>16}{'time vs A3C':>13}")
+    base = None
+    for reward in rewards:
+        sps, n = measure(reward, args.env, args.num_envs, args.iters, args.device, args.overrides)
+        base = sps if reward == "extrinsic" else base
+        print(f"{reward:<18}{sps:>14,.0f}{n * sps:>16,.0f}{base / sps:>12.2f}x", flush=True)

@@ -1,0 +1,98 @@
+"""End to end: launch/main.py single runs and sweeps, W&B offline files, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small but real: the full Harvest map, 100-step episodes, 4 envs, 2,000 agent steps.
+FAST = ["env.horizon=100", "budget=tiny", "budget.agent_steps=2000", "budget.log_every=400",
+        "budget.checkpoint_every=400", "optim.rollout_len=25", "model.lstm_size=32"]
+TIMING = ["sps", "agent_sps", "wall_time_s"]
+
+
+def launch(*args: str, timeout: int = 300, env: dict | None = None, wait: bool = True):
+    cmd = [sys.executable, "launch/main.py", *args]
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    if not wait:
+        return subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def metrics(job: Path) -> pd.DataFrame:
+    return pd.read_csv(job / "metrics.csv")
+
+
+def test_single_run_writes_job_folder_contract_and_wandb_offline(tmp_path):
+    job = tmp_path / "run"
+    proc = launch("reward=influence", "env=harvest", *FAST, f"hydra.run.dir={job}")
+    cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+    assert cfg["env"]["name"] == "harvest" and cfg["reward"]["name"] == "influence"
+    assert cfg["run_name"] == "harvest-influence-s0", "config.yaml must be resolved"
+    df = metrics(job)
+    assert list(df["agent_steps"]) == [400, 800, 1200, 1600, 2000]
+    for col in ("collective_reward", "gini", "equality_weighted_reward", "influence_mean", "influence_0_3",
+                "reward_agent_4", "fires", "hits", "sps", "agent_sps", "beta", "lr"):
+        assert col in df.columns, col
+    assert df["collective_reward"].notna().all()
+    assert (df["beta"].diff().dropna() >= 0).all(), "β ramps up over the curriculum"
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["agent_steps"] == 2000
+    assert (job / "checkpoints" / "last.pt").exists()
+    offline = list((job / "wandb").glob("offline-run-*"))
+    assert offline and any(offline[0].glob("*.wandb")), "W&B offline run files must be written"
+    assert "agent-steps/s" in proc.stderr and "ETA" in proc.stderr
+
+
+def test_used_by_sweep_runs_every_job_through_submitit_local(tmp_path):
+    sweep = tmp_path / "sweep"
+    launch("-m", "reward=influence,visible", "env=harvest", "seed=range(2)", *FAST, "logger=none",
+           f"hydra.sweep.dir={sweep}", timeout=600)
+    jobs = sorted(p.parent for p in sweep.glob("*/summary.json"))
+    assert [j.name for j in jobs] == ["0_harvest-influence-s0", "1_harvest-influence-s1", "2_harvest-visible-s0", "3_harvest-visible-s1"]
+    for job in jobs:
+        assert json.loads((job / "summary.json").read_text())["status"] == "complete"
+        assert len(metrics(job)) == 5
+    a, b = metrics(jobs[0]), metrics(jobs[1])
+    assert not a["collective_reward"].equals(b["collective_reward"]), "seeds must differ"
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, f"run ended before {path.name} appeared: {proc.stdout.read()[-3000:]}"
+        assert time.time() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, sig):
+    args = ["reward=moa_influence", "env=harvest", *FAST, "logger=none"]
+    ref = tmp_path / "ref"
+    launch(*args, f"hydra.run.dir={ref}")
+    job = tmp_path / "job"
+    proc = launch(*args, f"hydra.run.dir={job}", wait=False)
+    _wait_for(job / "checkpoints" / "last.pt", proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    status = json.loads((job / "summary.json").read_text())["status"]
+    if sig == signal.SIGTERM:
+        assert proc.returncode != 0 and status == "preempted"
+    assert status != "complete", "the run must have been interrupted"
+    launch(*args, f"hydra.run.dir={job}")
+    got, want = metrics(job), metrics(ref)
+    assert list(got["agent_steps"]) == list(want["agent_steps"]), "no duplicated or missing rows"
+    pd.testing.assert_frame_equal(got.drop(columns=TIMING), want.drop(columns=TIMING))
+    assert json.loads((job / "summary.json").read_text())["status"] == "complete"
