@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # Small but real: the full Harvest map, 100-step episodes, 4 envs, 2,000 agent steps.
 FAST = ["env.horizon=100", "budget=tiny", "budget.agent_steps=2000", "budget.log_every=400",
-        "budget.checkpoint_every=400", "optim.rollout_len=25", "model.lstm_size=32"]
+        "budget.checkpoint_every=400", "optim.rollout_len=25", "model.lstm_size=32", "threads=1"]
 TIMING = ["sps", "agent_sps", "wall_time_s"]
 
 

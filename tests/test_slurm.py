@@ -150,6 +150,10 @@ def test_used_by_sweep_through_submitit_slurm(slurm_cluster, tmp_path):
         "budget=tiny",
         "logger=none",
         f"hydra.sweep.dir={sweep}",
+        # keep CI quick on the 2-CPU node: 100-step episodes, 1 CPU per job so jobs run side by side
+        "env.horizon=100",
+        "budget.agent_steps=2000",
+        "hydra.launcher.cpus_per_task=1",
     ]
     try:
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S)

@@ -1,0 +1,57 @@
+"""`python -m analysis <sweep_dir>... --out <dir>`: tables, figures and report.md from job folders."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from analysis.report import NoRunsError, Options, analyse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = Options()
+    p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
+    p.add_argument("sweeps", nargs="*", help="sweep or job folders, searched recursively for .hydra/config.yaml")
+    p.add_argument("--out", required=True, type=Path, help="output folder (tables/, figures/, report.md)")
+    p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the online runs of this W&B project")
+    p.add_argument("--exclude-harvest-failures", action="store_true",
+                   help="drop Harvest seeds in which some agent's final return is <= --exclusion-threshold")
+    p.add_argument("--exclusion-threshold", type=float, default=d.exclusion_threshold,
+                   help="final individual return at or below which a Harvest agent counts as failed (%(default)s)")
+    p.add_argument("--complete-only", action="store_true", help="drop partial runs (default: use them, reported)")
+    p.add_argument("--final-points", type=int, default=d.final_points,
+                   help="final value = mean of this many last logged points of a run (%(default)s)")
+    p.add_argument("--window", type=float, default=d.window,
+                   help="sliding window of the learning-curve CIs, in agent steps (%(default)s)")
+    p.add_argument("--confidence", type=float, default=d.confidence, help="CI level of figures (%(default)s)")
+    p.add_argument("--table-confidence", type=float, default=d.table_confidence,
+                   help="CI level of tables and bootstrap intervals (%(default)s)")
+    p.add_argument("--alpha", type=float, default=d.alpha, help="significance level of Table 4 tests (%(default)s)")
+    p.add_argument("--top-k", type=int, default=d.top_k, help="settings pooled in Figs 15 and 17 (%(default)s)")
+    p.add_argument("--bootstrap-reps", type=int, default=d.bootstrap_reps, help="bootstrap replicates (%(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="bootstrap seed (%(default)s)")
+    args = p.parse_args(argv)
+    if not args.sweeps and not args.wandb:
+        p.error("give at least one sweep folder or --wandb")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    opts = Options(final_points=args.final_points, window=args.window, confidence=args.confidence,
+                   table_confidence=args.table_confidence, alpha=args.alpha, top_k=args.top_k,
+                   exclude_harvest_failures=args.exclude_harvest_failures,
+                   exclusion_threshold=args.exclusion_threshold, complete_only=args.complete_only,
+                   bootstrap_reps=args.bootstrap_reps, seed=args.seed)
+    try:
+        report = analyse(args.sweeps, args.out, opts, args.wandb)
+    except NoRunsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

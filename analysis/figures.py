@@ -1,0 +1,220 @@
+"""Figures (PNG and PDF) in one style: learning curves with sliding-window CIs, communication
+metrics, influence/reward correlation, Box trapped, Schelling diagrams and rliable aggregates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis import paper  # noqa: E402
+from analysis.runs import Run  # noqa: E402
+from analysis.stats import effective_window, final_value, series, sliding_window_ci, t_interval  # noqa: E402
+
+STYLE = {"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 10,
+         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+         "legend.fontsize": 8, "legend.frameon": False}
+#: One colour per model in every figure; influence models in red shades as in the paper.
+COLORS = {"extrinsic": "#4d4d4d", "visible": "#1f77b4", "influence": "#d62728", "comm": "#2ca02c",
+          "comm_influence": "#d62728", "moa": "#9467bd", "moa_influence": "#d62728",
+          "collective": "#ff7f0e", "inequity_aversion": "#8c564b"}
+#: Fig 5 metrics (metrics.csv columns) and their axis labels.
+COMM_METRICS = {"speaker_consistency": "speaker\nconsistency", "ic_symbol_action": "IC\nsymbol→action",
+                "ic_symbol_action_influential": "IC symbol→action\ninfluential",
+                "ic_action_action": "IC\naction→action",
+                "ic_action_action_influential": "IC action→action\ninfluential",
+                "influential_moment_frac": "influential\nmoments"}
+
+
+@dataclass
+class Curve:
+    """One line of a learning-curve panel: its runs are pooled as replicates."""
+
+    label: str
+    color: str
+    runs: list[Run]
+
+
+def color(reward: str) -> str:
+    return COLORS.get(reward, "#17becf")
+
+
+def save(fig: plt.Figure, stem: Path) -> list[Path]:
+    """Save `stem`.png and `stem`.pdf, close the figure and return both paths."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for p in paths:
+        fig.savefig(p, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _panels(n: int, width: float = 4.2, height: float = 3.0) -> tuple[plt.Figure, list[plt.Axes]]:
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title: str, window: float,
+                 confidence: float, stem: Path) -> tuple[list[Path], list[str]]:
+    """Mean and sliding-window `confidence` CI of `column` vs agent steps, one panel per game.
+
+    Curves without data for `column` are left out; returns the files (none when nothing is
+    left) and notes (window fallbacks, skipped figure)."""
+    data: dict[str, list[tuple[Curve, list[pd.DataFrame]]]] = {}
+    for env, curves in panels.items():
+        for curve in curves:
+            frames = [series(r, column) for r in curve.runs]
+            if any(len(f) for f in frames):
+                data.setdefault(env, []).append((curve, frames))
+    if not data:
+        return [], [f"{stem.name}: no run logged {column}; figure skipped"]
+    notes: list[str] = []
+    with plt.rc_context(STYLE):
+        fig, axes = _panels(len(data))
+        for ax, (env, curves) in zip(axes, data.items()):
+            for curve, frames in curves:
+                w, note = effective_window(frames, window)
+                if note:
+                    notes.append(f"{stem.name} {env} {curve.label}: {note}")
+                ci = sliding_window_ci(frames, w, confidence)
+                if ci.empty:
+                    continue
+                ax.plot(ci["agent_steps"], ci["mean"], color=curve.color, lw=1.5,
+                        label=f"{curve.label} (n={len(curve.runs)})")
+                ax.fill_between(ci["agent_steps"], ci["lo"], ci["hi"], color=curve.color, alpha=0.2, lw=0)
+            ax.set_title(paper.ENV_TITLES.get(env, env))
+            ax.set_xlabel("agent steps")
+            ax.set_ylabel(ylabel)
+            ax.legend(loc="best")
+        fig.suptitle(title)
+        fig.tight_layout()
+        return save(fig, stem), notes
+
+
+def comm_metrics_figure(curves: dict[str, list[Curve]], last_n: int, confidence: float,
+                        stem: Path) -> list[Path]:
+    """Fig 5: final communication metrics per model (bars: mean over seeds, t-interval)."""
+    with plt.rc_context(STYLE):
+        fig, axes = _panels(len(curves), width=5.5)
+        for ax, (env, env_curves) in zip(axes, curves.items()):
+            width = 0.8 / max(len(env_curves), 1)
+            for i, curve in enumerate(env_curves):
+                stats = [t_interval(np.array([v for r in curve.runs if np.isfinite(v := final_value(r, m, last_n))]),
+                                    confidence) for m in COMM_METRICS]
+                mean = np.array([s[0] for s in stats])
+                err = np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T
+                ax.bar(np.arange(len(COMM_METRICS)) + i * width, mean, width, yerr=np.nan_to_num(err),
+                       color=curve.color, label=curve.label, capsize=2)
+            ax.set_xticks(np.arange(len(COMM_METRICS)) + 0.4 - width / 2)
+            ax.set_xticklabels(COMM_METRICS.values(), fontsize=7)
+            ax.set_title(paper.ENV_TITLES.get(env, env))
+            ax.legend()
+        fig.suptitle(f"Communication metrics (final, {confidence:.1%} CI over seeds)")
+        fig.tight_layout()
+        return save(fig, stem)
+
+
+def correlation_figure(pairs: dict[str, pd.DataFrame], rho: dict[str, tuple[float, float, int]],
+                       stem: Path) -> list[Path]:
+    """Influence received vs individual reward (both z-scored within each run), one panel per game."""
+    with plt.rc_context(STYLE):
+        fig, axes = _panels(len(pairs), width=3.6, height=3.2)
+        for ax, (env, df) in zip(axes, pairs.items()):
+            ax.scatter(df["influence_z"], df["reward_z"], s=10, alpha=0.6, color=COLORS["comm_influence"])
+            r, p, n = rho[env]
+            ref = paper.INFLUENCE_REWARD_RHO.get(env)
+            ax.set_title(f"{paper.ENV_TITLES.get(env, env)}: ρ={r:.2f} (p={p:.2g}, n={n})"
+                         + (f"; paper {ref:.2f}" if ref is not None else ""), fontsize=8)
+            ax.set_xlabel("influence received (z within run)")
+            ax.set_ylabel("individual reward (z within run)")
+        fig.tight_layout()
+        return save(fig, stem)
+
+
+def box_trapped_figures(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
+    """Fig 12 (open-box actions per trajectory step, summed over the evaluated trajectories) and
+    Fig 13 (influence of each agent along the first evaluated trajectory of an influence run)."""
+    paths = []
+    with plt.rc_context(STYLE):
+        fig, (ax,) = _panels(1, width=5)
+        for reward, df in frames.items():
+            counts = df[df["open_box"] > 0].groupby("t").size().reindex(range(int(df["t"].max()) + 1), fill_value=0)
+            n_traj = df.groupby(["run", "episode"]).ngroups
+            ax.plot(counts.index, counts.to_numpy(), color=color(reward),
+                    label=f"{paper.MODEL_TITLES.get(reward, reward)} ({n_traj} trajectories)")
+        ax.set_xlabel("trajectory step")
+        ax.set_ylabel("open box actions")
+        ax.legend()
+        paths += save(fig, out / "box_trapped_open_box")
+        influenced = [r for r in frames if "influence" in r and frames[r]["influence"].notna().any()]
+        if influenced:
+            df = frames[influenced[0]]
+            first = df[(df["run"] == df["run"].iloc[0]) & (df["episode"] == df["episode"].iloc[0])]
+            fig, (ax,) = _panels(1, width=5)
+            for agent, d in first.groupby("agent"):
+                ax.plot(d["t"], d["influence"], label=f"agent {agent}")
+                opened = d[d["open_box"] > 0]
+                ax.scatter(opened["t"], opened["influence"], marker="v", color="k", zorder=3)
+            ax.set_xlabel("trajectory step")
+            ax.set_ylabel("influence reward")
+            ax.set_title(f"{paper.MODEL_TITLES.get(influenced[0], influenced[0])}: one trajectory (▼ open box)")
+            ax.legend()
+            paths += save(fig, out / "box_trapped_influence")
+    return paths
+
+
+def schelling_figure(df: pd.DataFrame, confidence: float, stem: Path) -> list[Path]:
+    """Fig 10: mean payoff of a cooperator and a defector vs the number of other cooperators,
+    one panel per game (t-interval over the evaluated episodes)."""
+    envs = sorted(df["env"].unique())
+    with plt.rc_context(STYLE):
+        fig, axes = _panels(len(envs), width=3.8)
+        for ax, env in zip(axes, envs):
+            for role, c in (("cooperator", "#2ca02c"), ("defector", "#d62728")):
+                d = df[(df["env"] == env) & (df["role"] == role)]
+                if d.empty:
+                    continue
+                stats = d.groupby("num_cooperators")["payoff"].apply(lambda v: t_interval(v.to_numpy(), confidence))
+                x = stats.index.to_numpy()
+                ax.plot(x, [s[0] for s in stats], "o-", color=c, label=role)
+                ax.fill_between(x, [s[1] for s in stats], [s[2] for s in stats], color=c, alpha=0.2, lw=0)
+            ax.set_title(paper.ENV_TITLES.get(env, env))
+            ax.set_xlabel("number of other cooperators")
+            ax.set_ylabel("payoff")
+            ax.legend()
+        fig.tight_layout()
+        return save(fig, stem)
+
+
+def rliable_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
+    """IQM with bootstrap CIs per model (one panel per scope) and P(model > A3C)."""
+    scopes = list(dict.fromkeys(frame["scope"]))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, len(scopes), figsize=(3.6 * len(scopes), 4.6), squeeze=False)
+        for col, scope in enumerate(scopes):
+            d = frame[frame["scope"] == scope].reset_index(drop=True)
+            y = np.arange(len(d))
+            for row, (mid, lo, hi, xlabel) in enumerate(
+                    [("iqm", "iqm_lo", "iqm_hi", "IQM final collective reward" + (" ÷ paper IA" if scope == "all" else "")),
+                     ("p_improve_vs_a3c", "p_improve_lo", "p_improve_hi", "P(model > A3C)")]):
+                ax = axes[row][col]
+                for i, r in d.iterrows():
+                    if np.isfinite(r[mid]):
+                        ax.plot([r[lo], r[hi]], [i, i], color=color(r["model"]), lw=5, alpha=0.5)
+                        ax.plot([r[mid]], [i], "|", color="k", ms=10)
+                ax.set_yticks(y)
+                ax.set_yticklabels([paper.MODEL_TITLES.get(m, m) for m in d["model"]])
+                ax.set_xlabel(xlabel)
+                if row == 1:
+                    ax.set_xlim(0, 1)
+                    ax.axvline(0.5, color="k", lw=0.5, ls="--")
+                if row == 0:
+                    ax.set_title("Both games" if scope == "all" else paper.ENV_TITLES.get(scope, scope))
+        fig.tight_layout()
+        return save(fig, stem)

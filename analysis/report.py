@@ -1,0 +1,297 @@
+"""The whole analysis: runs -> exclusions -> settings -> tables, figures and `report.md`."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import figures, paper, tables
+from analysis.runs import Run, Setting, dedupe_seeds, discover, group_settings, load_wandb
+from analysis.stats import (Exclusion, harvest_exclusion, influence_reward_pairs, rank_settings,
+                            best_settings, spearman)
+
+#: Columns the evaluator writes (see docs/analysis.md).
+BOX_TRAPPED_COLUMNS = ("episode", "t", "agent", "action", "open_box", "influence")
+SCHELLING_COLUMNS = ("env", "num_cooperators", "role", "payoff")
+
+
+class NoRunsError(RuntimeError):
+    """No job folder was found."""
+
+
+@dataclass
+class Options:
+    """Every knob of the analysis (the CLI flags)."""
+
+    final_points: int = 50
+    window: float = 200.0
+    confidence: float = 0.995
+    table_confidence: float = 0.95
+    alpha: float = 0.05
+    top_k: int = 5
+    exclude_harvest_failures: bool = False
+    exclusion_threshold: float = 1.0
+    complete_only: bool = False
+    bootstrap_reps: int = 2000
+    seed: int = 0
+
+
+@dataclass
+class Outputs:
+    """What was written, for the report."""
+
+    tables: list[Path]
+    figures: list[Path]
+    notes: list[str]
+
+
+def _read_eval(runs: list[Run], name: str, columns: tuple[str, ...], notes: list[str]) -> pd.DataFrame:
+    """Concatenate `eval/<name>` of the runs (with `run`, `reward`, `setting` columns added)."""
+    frames = []
+    for run in runs:
+        path = run.eval_path(name)
+        if not path.exists():
+            continue
+        df = pd.read_csv(path)
+        if name == "schelling.csv" and "env" not in df:
+            df["env"] = run.env
+        missing = [c for c in columns if c not in df]
+        if missing:
+            notes.append(f"{path}: missing columns {missing}; ignored")
+            continue
+        frames.append(df.assign(run=run.path, reward=run.reward, setting=run.setting_id))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str], Setting], opts: Options,
+                            fig_dir: Path, notes: list[str]) -> list[Path]:
+    """Figs 3, 4, 7 (collective reward), 16 (R·(1−G)), 17 (top-k), 15 (prosocial) and one
+    collective-reward figure per other game (e.g. Box trapped)."""
+    paths: list[Path] = []
+    ranked = rank_settings(settings, opts.final_points)
+
+    def top_runs(env: str, reward: str) -> tuple[list[Run], int]:
+        top = [s for s, score in ranked if (s.env, s.reward) == (env, reward) and np.isfinite(score)][: opts.top_k]
+        return [r for s in top for r in s.runs], len(top)
+
+    def draw(panels: dict[str, list[figures.Curve]], column: str, ylabel: str, title: str, stem: str) -> None:
+        if any(panels.values()):
+            files, fig_notes = figures.curve_figure(panels, column, ylabel, title, opts.window,
+                                                    opts.confidence, fig_dir / stem)
+            paths.extend(files)
+            notes.extend(fig_notes)
+
+    ci = f"{opts.confidence:.1%} CI, sliding window {opts.window:g} agent steps"
+    for name, (title, rewards) in paper.EXPERIMENTS.items():
+        best_curves = {env: [figures.Curve(paper.MODEL_TITLES[r], figures.color(r), best[(env, r)].runs)
+                             for r in rewards if (env, r) in best] for env in paper.ENVS}
+        draw(best_curves, "collective_reward", "collective reward", f"{title}: best setting ({ci})",
+             f"collective_{name}")
+        draw(best_curves, "equality_weighted", "R·(1−G)", f"{title}: equality-weighted ({ci})",
+             f"equality_weighted_{name}")
+        top_curves: dict[str, list[figures.Curve]] = {}
+        for env in paper.ENVS:
+            for r in rewards:
+                runs, k = top_runs(env, r)
+                if runs:
+                    top_curves.setdefault(env, []).append(
+                        figures.Curve(f"{paper.MODEL_TITLES[r]} (top {k})", figures.color(r), runs))
+        draw(top_curves, "collective_reward", "collective reward",
+             f"{title}: top {opts.top_k} settings × seeds ({ci})", f"top{opts.top_k}_{name}")
+    prosocial = {}
+    for env in paper.ENVS:
+        runs, k = top_runs(env, "collective")
+        if runs:
+            prosocial[env] = [figures.Curve(f"prosocial, top {k} settings", figures.color("collective"), runs)]
+    draw(prosocial, "collective_reward", "collective reward", f"Prosocial agents ({ci})", "prosocial_collective")
+    for env in sorted({e for e, _ in best} - set(paper.ENVS)):
+        curves = [figures.Curve(paper.MODEL_TITLES.get(r, r), figures.color(r), s.runs)
+                  for (e, r), s in sorted(best.items()) if e == env]
+        draw({env: curves}, "collective_reward", "collective reward", f"{env}: best setting ({ci})",
+             f"collective_{env}")
+    return paths
+
+
+def _communication_figures(settings: list[Setting], best: dict[tuple[str, str], Setting], opts: Options,
+                           fig_dir: Path, notes: list[str]) -> list[Path]:
+    """Fig 5 and the influence/individual-reward correlation (§5.1)."""
+    paths: list[Path] = []
+    comm_curves = {}
+    for env in paper.ENVS:
+        curves = [figures.Curve(paper.MODEL_TITLES[r], figures.color(r), best[(env, r)].runs)
+                  for r in ("comm", "comm_influence") if (env, r) in best
+                  and any(c in best[(env, r)].runs[0].metrics for c in figures.COMM_METRICS)]
+        if curves:
+            comm_curves[env] = curves
+    if comm_curves:
+        paths += figures.comm_metrics_figure(comm_curves, opts.final_points, opts.confidence,
+                                             fig_dir / "comm_metrics")
+    else:
+        notes.append("comm_metrics: no comm/comm_influence runs with communication metrics; figure skipped")
+
+    pairs, rho = {}, {}
+    for env in paper.ENVS:
+        comm_runs = [r for s in settings if s.env == env and s.reward in ("comm", "comm_influence") for r in s.runs]
+        df = influence_reward_pairs(comm_runs, opts.final_points)
+        if len(df) >= 3:
+            pairs[env], rho[env] = df, spearman(df)
+    if pairs:
+        paths += figures.correlation_figure(pairs, rho, fig_dir / "influence_reward_correlation")
+        for env, (r, p, n) in rho.items():
+            notes.append(f"influence/reward correlation {env}: Spearman ρ = {r:.3f} (p = {p:.3g}, "
+                         f"n = {n} agent-runs); paper ρ = {paper.INFLUENCE_REWARD_RHO[env]}")
+    else:
+        notes.append("influence_reward_correlation: no comm runs with influence_<k>_<j> and reward_agent_<i> "
+                     "columns; figure skipped")
+    return paths
+
+
+def _eval_outputs(runs: list[Run], settings: list[Setting], best: dict[tuple[str, str], Setting], opts: Options,
+                  out: Path, notes: list[str]) -> tuple[list[Path], list[Path]]:
+    """Box trapped (Figs 12–13, table) and Schelling (Fig 10) from the evaluator's files."""
+    table_paths: list[Path] = []
+    fig_paths: list[Path] = []
+    box = _read_eval(runs, "box_trapped.csv", BOX_TRAPPED_COLUMNS, notes)
+    box_by_setting = {sid: d for sid, d in box.groupby("setting")} if len(box) else {}
+    box_table = tables.box_trapped_table(settings, box_by_setting, opts.final_points, opts.table_confidence)
+    if box_table:
+        table_paths += box_table.write(out / "tables", "box_trapped")
+    if len(box):
+        by_reward = {r: box_by_setting[s.id] for (e, r), s in sorted(best.items()) if s.id in box_by_setting}
+        fig_paths += figures.box_trapped_figures(by_reward, out / "figures")
+    else:
+        notes.append("box trapped: no eval/box_trapped.csv found; Figs 12–13 skipped")
+    schelling = _read_eval(runs, "schelling.csv", SCHELLING_COLUMNS, notes)
+    if len(schelling):
+        fig_paths += figures.schelling_figure(schelling, opts.table_confidence, out / "figures" / "schelling")
+    else:
+        notes.append("schelling: no eval/schelling.csv found; Fig 10 skipped")
+    return table_paths, fig_paths
+
+
+def _tables(settings: list[Setting], best: dict[tuple[str, str], Setting], opts: Options,
+            out: Path, notes: list[str]) -> tuple[list[Path], dict[str, tables.Table]]:
+    table_dir = out / "tables"
+    written: list[Path] = []
+    shown: dict[str, tables.Table] = {}
+    ranked = rank_settings(settings, opts.final_points)
+    shown["settings"] = tables.settings_table(ranked, settings, opts.final_points, opts.table_confidence)
+    written += shown["settings"].write(table_dir, "settings")
+    finals = tables.finals_frame(settings, opts.final_points)
+    finals.to_csv(table_dir / "finals.csv", index=False)
+    written.append(table_dir / "finals.csv")
+    for number, (experiment, reference) in paper.HPARAM_TABLES.items():
+        if any(col in best for col in reference):
+            table = tables.hparam_table(number, best, settings, opts.final_points)
+            written += table.write(table_dir, f"table{number}")
+    if any((env, r) in best for env in paper.ENVS for r in paper.TABLE4):
+        frame = tables.table4_frame(best, opts.final_points, opts.table_confidence)
+        frame.to_csv(table_dir / "table4.csv", index=False)
+        shown["table4"] = tables.table4(frame, opts.table_confidence, opts.alpha, opts.final_points)
+        written += shown["table4"].write(table_dir, "table4") + [table_dir / "table4.csv"]
+        rl = tables.rliable_frame(best, opts.final_points, opts.bootstrap_reps, opts.table_confidence, opts.seed)
+        if len(rl):
+            rl.to_csv(table_dir / "rliable.csv", index=False)
+            written += tables.rliable_table(rl, opts.table_confidence).write(table_dir, "rliable")
+            written += [table_dir / "rliable.csv"] + figures.rliable_figure(rl, out / "figures" / "rliable")
+    else:
+        notes.append("no Cleanup/Harvest runs of a Table 4 model; Table 4 and rliable aggregates skipped")
+    return written, shown
+
+
+def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: str | None = None) -> Path:
+    """Run the whole analysis and return the path of `report.md`. Raises NoRunsError."""
+    runs = discover(sweeps) + (load_wandb(wandb_project) if wandb_project else [])
+    if not runs:
+        raise NoRunsError(f"no job folders (directories with .hydra/config.yaml) under {', '.join(map(str, sweeps))}"
+                          + (f" and no runs in W&B project {wandb_project}" if wandb_project else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    usable = [r for r in runs if r.status == "complete" or (r.status == "partial" and not opts.complete_only)]
+    usable, duplicates = dedupe_seeds(usable)
+    checks = [harvest_exclusion(r, opts.exclusion_threshold, opts.final_points) for r in usable if r.env == "harvest"]
+    if opts.exclude_harvest_failures:
+        excluded = {id(c.run) for c in checks if c.excluded}
+        usable = [r for r in usable if id(r) not in excluded]
+    settings = group_settings(usable)
+    best = best_settings(settings, opts.final_points)
+
+    table_paths, shown = _tables(settings, best, opts, out, notes) if settings else ([], {})
+    fig_paths = []
+    if settings:
+        fig_paths += _learning_curve_figures(settings, best, opts, out / "figures", notes)
+        fig_paths += _communication_figures(settings, best, opts, out / "figures", notes)
+        eval_tables, eval_figs = _eval_outputs(usable, settings, best, opts, out, notes)
+        table_paths += eval_tables
+        fig_paths += eval_figs
+    else:
+        notes.append("no usable runs (all failed or excluded): no tables or figures")
+    for note in dict.fromkeys(notes):
+        print(f"note: {note}", file=sys.stderr)
+    report = out / "report.md"
+    report.write_text(_report_text(sweeps, runs, duplicates, checks, settings, best, opts, shown,
+                                   Outputs(table_paths, fig_paths, notes), out))
+    return report
+
+
+def _rel(path: Path | str, out: Path) -> str:
+    return os.path.relpath(path, out)
+
+
+def _report_text(sweeps: list[str | Path], runs: list[Run], duplicates: list[tuple[Run, Run]],
+                 checks: list[Exclusion], settings: list[Setting], best: dict[tuple[str, str], Setting],
+                 opts: Options, shown: dict[str, tables.Table], outputs: Outputs, out: Path) -> str:
+    by_status = {s: [r for r in runs if r.status == s] for s in ("complete", "partial", "failed")}
+    lines = ["# Analysis report", "",
+             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} from "
+             + ", ".join(f"`{s}`" for s in sweeps) + ".", "",
+             "Options: " + ", ".join(f"`{k}={v}`" for k, v in asdict(opts).items()), "",
+             "## Runs", "",
+             f"{len(runs)} runs found: {len(by_status['complete'])} complete, {len(by_status['partial'])} partial "
+             f"({'dropped' if opts.complete_only else 'used'}), {len(by_status['failed'])} failed (not used).", ""]
+    for status in ("failed", "partial"):
+        if by_status[status]:
+            lines += [f"### {status.capitalize()} runs", "", "| Run | Game | Model | Seed | Agent steps | Problems |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| `{r.path}` | {r.env} | {r.reward} | {r.seed} | {r.agent_steps:g} | "
+                      f"{'; '.join(r.problems).replace('|', '/')} |" for r in by_status[status]]
+            lines.append("")
+    if duplicates:
+        lines += ["### Duplicate seeds (the run that got further is kept)", ""]
+        lines += [f"- dropped `{d.path}` ({d.agent_steps:g} steps), kept `{k.path}` ({k.agent_steps:g} steps)"
+                  for d, k in duplicates]
+        lines.append("")
+    lines += ["## Harvest seed exclusion", "",
+              f"Rule (§10.5.3): a Harvest seed is excluded when some agent's final individual return (mean of the "
+              f"last {opts.final_points} logged `reward_agent_<i>` values) is ≤ {opts.exclusion_threshold:g}. "
+              + ("**Applied**" if opts.exclude_harvest_failures else
+                 "**Not applied** (pass `--exclude-harvest-failures`); seeds it would exclude are marked") + ".", ""]
+    if checks:
+        lines += ["| Run | Seed | Setting | Excluded | Reason | Final per-agent returns |", "|---|---|---|---|---|---|"]
+        lines += [f"| `{c.run.path}` | {c.run.seed} | {c.run.setting_id} | {'yes' if c.excluded else 'no'} | "
+                  f"{c.reason} | {', '.join(f'{v:.3g}' for v in c.agent_finals.values())} |" for c in checks]
+    else:
+        lines.append("No Harvest runs.")
+    lines += ["", "## Settings", ""]
+    counts: dict[tuple[str, str], int] = {}
+    for s in settings:
+        counts[(s.env, s.reward)] = counts.get((s.env, s.reward), 0) + 1
+    lines += [f"- {env} / {reward}: {n} setting(s); best `{best[(env, reward)].id}` "
+              f"(seeds {', '.join(map(str, best[(env, reward)].seeds))})" if (env, reward) in best
+              else f"- {env} / {reward}: {n} setting(s); none with a final collective reward"
+              for (env, reward), n in sorted(counts.items())]
+    lines.append("")
+    if "table4" in shown:
+        lines += ["## Table 4", "", shown["table4"].markdown()]
+    lines += ["## Tables", ""] + [f"- [{_rel(p, out)}]({_rel(p, out)})" for p in outputs.tables]
+    lines += ["", "## Figures", ""] + [f"- [{_rel(p, out)}]({_rel(p, out)})" for p in outputs.figures
+                                        if p.suffix == ".pdf"]
+    lines += [f"\n![{p.stem}]({_rel(p, out)})" for p in outputs.figures if p.suffix == ".png"]
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in dict.fromkeys(outputs.notes)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,288 @@
+"""Find job folders, read what each run wrote, and group runs into settings.
+
+A job folder is any directory holding `.hydra/config.yaml` (the resolved config). Next to it:
+`metrics.csv` (or `metrics.parquet`), `summary.json` and optionally `eval/*.csv`.
+A *setting* is `env.name` × `reward.name` × the values of the config sections `model`,
+`reward` and `optim`; seeds (`seed`) are its replicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+#: Config sections whose values define a hyperparameter setting.
+SETTING_SECTIONS: tuple[str, ...] = ("model", "reward", "optim")
+
+
+@dataclass
+class Run:
+    """One job folder (or one W&B run) and what it wrote."""
+
+    path: str
+    config: dict[str, Any]
+    metrics: pd.DataFrame
+    summary: dict[str, Any]
+    status: str  # "complete" | "partial" | "failed"
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def env(self) -> str:
+        return str(get(self.config, "env.name"))
+
+    @property
+    def reward(self) -> str:
+        return str(get(self.config, "reward.name"))
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    @property
+    def agent_steps(self) -> float:
+        """Last logged `agent_steps` (0 when nothing was logged)."""
+        if self.metrics.empty or "agent_steps" not in self.metrics:
+            return 0.0
+        return float(self.metrics["agent_steps"].iloc[-1])
+
+    @property
+    def setting_id(self) -> str:
+        return setting_id(self.config)
+
+    def eval_path(self, name: str) -> Path:
+        """Where the separate evaluator writes `name` (e.g. `box_trapped.csv`) for this run."""
+        return Path(self.path) / "eval" / name
+
+
+@dataclass
+class Setting:
+    """All seeds of one env × reward × hyperparameter combination."""
+
+    env: str
+    reward: str
+    id: str
+    params: dict[str, Any]
+    runs: list[Run]
+
+    @property
+    def seeds(self) -> list[Any]:
+        return [r.seed for r in self.runs]
+
+
+def get(config: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    """`config["a"]["b"]` for `"a.b"`; `default` when any part is missing."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> {"a.b": value}; lists are kept as values."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"a.b": v} -> {"a": {"b": v}} (W&B configs may be stored either way)."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = unflatten(value) if isinstance(value, dict) else value
+    return out
+
+
+def setting_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The flattened hyperparameters that define a setting (sections `model`, `reward`, `optim`)."""
+    params = {"env.name": get(config, "env.name")}
+    for section in SETTING_SECTIONS:
+        params.update(flatten(config.get(section) or {}, section + "."))
+    return params
+
+
+def setting_id(config: dict[str, Any]) -> str:
+    """Stable 8-hex-digit hash of `setting_params` (independent of key order)."""
+    blob = json.dumps(setting_params(config), sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """Read `metrics.csv`, skipping a torn last line, sorted by `agent_steps`.
+
+    Duplicate `agent_steps` rows (a resumed run re-logging an interval) keep the last one.
+    """
+    if path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+    else:
+        df = pd.read_csv(path, on_bad_lines="skip")
+    df = df.apply(pd.to_numeric, errors="coerce")
+    if "agent_steps" not in df:
+        return df.iloc[0:0]
+    df = df.dropna(subset=["agent_steps"])
+    df = df.drop_duplicates("agent_steps", keep="last").sort_values("agent_steps")
+    return df.reset_index(drop=True)
+
+
+def load_run(job_dir: Path) -> Run:
+    """Read one job folder and classify it as complete, partial or failed.
+
+    * failed: `summary.json` says `failed`, or there is no metrics row.
+    * partial: metrics exist but `summary.json` is missing or says `running`
+      (the job was killed, is still running, or was preempted).
+    * complete: `summary.json` says `complete` and metrics exist.
+    """
+    problems: list[str] = []
+    try:
+        config = yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text()) or {}
+    except yaml.YAMLError as e:
+        config = {}
+        problems.append(f"unreadable .hydra/config.yaml: {e}")
+
+    metrics = pd.DataFrame()
+    for name in ("metrics.csv", "metrics.parquet"):
+        if (job_dir / name).exists():
+            try:
+                metrics = read_metrics(job_dir / name)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as e:
+                problems.append(f"unreadable {name}: {e}")
+            break
+    else:
+        problems.append("no metrics.csv")
+
+    summary: dict[str, Any] = {}
+    if (job_dir / "summary.json").exists():
+        try:
+            summary = json.loads((job_dir / "summary.json").read_text())
+        except json.JSONDecodeError as e:
+            problems.append(f"unreadable summary.json: {e}")
+    else:
+        problems.append("no summary.json")
+
+    for key in ("env.name", "reward.name"):
+        if get(config, key) is None:
+            problems.append(f"config lacks {key}")
+    declared = summary.get("status")
+    if declared == "failed":
+        status = "failed"
+        problems.append(f"summary status failed: {summary.get('error') or 'no error text'}")
+    elif metrics.empty or get(config, "env.name") is None or get(config, "reward.name") is None:
+        status = "failed"
+        if metrics.empty and "no metrics.csv" not in problems:
+            problems.append("no metrics rows")
+    elif declared == "complete":
+        status = "complete"
+    else:
+        status = "partial"
+        if declared is not None:
+            problems.append(f"summary status {declared}")
+    return Run(str(job_dir), config, metrics, summary, status, problems)
+
+
+def discover(roots: list[str | Path]) -> list[Run]:
+    """Every job folder (a directory with `.hydra/config.yaml`) under `roots`, sorted by path."""
+    dirs: set[Path] = set()
+    for root in map(Path, roots):
+        if (root / ".hydra" / "config.yaml").exists():
+            dirs.add(root.resolve())
+        dirs.update(p.parent.parent.resolve() for p in root.rglob(".hydra/config.yaml"))
+    return [load_run(d) for d in sorted(dirs)]
+
+
+def load_wandb(project: str) -> list[Run]:
+    """Runs of the W&B project `ENTITY/PROJECT` (online runs only; offline runs are files)."""
+    import wandb  # optional dependency, imported only here
+
+    state_to_status = {"finished": "complete", "failed": "failed", "crashed": "failed"}
+    runs = []
+    for wb in wandb.Api().runs(project):
+        config = unflatten({k: v for k, v in wb.config.items() if not k.startswith("_")})
+        metrics = pd.DataFrame(list(wb.scan_history()))
+        metrics = metrics.drop(columns=[c for c in metrics if c.startswith("_")])
+        metrics = metrics.apply(pd.to_numeric, errors="coerce")
+        if "agent_steps" in metrics:
+            metrics = metrics.dropna(subset=["agent_steps"]).sort_values("agent_steps")
+        else:
+            metrics = metrics.iloc[0:0]
+        status = state_to_status.get(wb.state, "partial")
+        if status != "failed" and metrics.empty:
+            status = "failed"
+        runs.append(Run(f"wandb:{project}/{wb.id}", config, metrics.reset_index(drop=True),
+                        dict(wb.summary), status, [f"W&B state {wb.state}"] if status != "complete" else []))
+    return runs
+
+
+def dedupe_seeds(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, Run]]]:
+    """Keep one run per (setting, seed): the one that got furthest.
+
+    Returns the kept runs and (dropped, kept) pairs for the report.
+    """
+    best: dict[tuple[str, str, str, str], Run] = {}
+    dropped: list[tuple[Run, Run]] = []
+    for run in runs:
+        key = (run.env, run.reward, run.setting_id, str(run.seed))
+        other = best.get(key)
+        if other is None:
+            best[key] = run
+        elif run.agent_steps > other.agent_steps:
+            best[key] = run
+            dropped.append((other, run))
+        else:
+            dropped.append((run, other))
+    kept = set(map(id, best.values()))
+    return [r for r in runs if id(r) in kept], dropped
+
+
+def group_settings(runs: list[Run]) -> list[Setting]:
+    """Group runs into settings, sorted by env, reward and id; seeds sorted within."""
+    groups: dict[tuple[str, str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.env, run.reward, run.setting_id), []).append(run)
+    return [
+        Setting(env, reward, sid, setting_params(rs[0].config), sorted(rs, key=_seed_order))
+        for (env, reward, sid), rs in sorted(groups.items())
+    ]
+
+
+def _seed_order(run: Run) -> tuple[int, Any]:
+    return (0, run.seed) if isinstance(run.seed, (int, float)) else (1, str(run.seed))
+
+
+def differing_keys(settings: list[Setting]) -> list[str]:
+    """Hyperparameter keys whose value is not the same in all `settings`."""
+    keys = sorted({k for s in settings for k in s.params})
+    return [k for k in keys
+            if len({json.dumps(s.params.get(k, "-"), sort_keys=True, default=str) for s in settings}) > 1]
+
+
+def format_value(value: Any) -> str:
+    """Compact text of a config value; missing -> "-"."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.4g}"
+    if isinstance(value, (np.floating, np.integer)):
+        return format_value(value.item())
+    return str(value)

@@ -1,0 +1,277 @@
+"""Statistics: Gini (Eq 9), final values, sliding-window CIs, tests, seed exclusion, rliable."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from analysis.runs import Run, Setting
+
+_AGENT_REWARD = re.compile(r"^reward_agent_(\d+)$")
+_INFLUENCE = re.compile(r"^influence_(\d+)_(\d+)$")
+
+
+def gini(values: np.ndarray | list[float]) -> float:
+    """Gini coefficient of the agents' returns, Eq 9: Σ_i Σ_j |e_i − e_j| / (2 N Σ_i e_i).
+
+    All-equal returns (including all zero) give 0. When Σ e ≤ 0 and the returns differ,
+    Eq 9 is undefined (its denominator is not positive) and NaN is returned.
+    """
+    e = np.asarray(values, dtype=float)
+    diff = np.abs(e[:, None] - e[None, :]).sum()
+    if diff == 0:
+        return 0.0
+    total = e.sum()
+    return float(diff / (2 * len(e) * total)) if total > 0 else float("nan")
+
+
+def agent_reward_columns(df: pd.DataFrame) -> list[str]:
+    """`reward_agent_<i>` columns ordered by i."""
+    cols = [c for c in df.columns if _AGENT_REWARD.match(c)]
+    return sorted(cols, key=lambda c: int(_AGENT_REWARD.match(c).group(1)))
+
+
+def equality_weighted(df: pd.DataFrame) -> pd.Series:
+    """R·(1−G) per metrics row: the logged `equality_weighted_reward` column, else computed from
+    the row's mean per-agent returns `reward_agent_<i>` (R = their sum, G = `gini` of them)."""
+    if "equality_weighted_reward" in df and df["equality_weighted_reward"].notna().any():
+        return df["equality_weighted_reward"]
+    cols = agent_reward_columns(df)
+    if not cols:
+        return pd.Series(np.nan, index=df.index)
+    rewards = df[cols].to_numpy(float)
+    out = [r.sum() * (1 - gini(r)) if np.isfinite(r).all() else np.nan for r in rewards]
+    return pd.Series(out, index=df.index)
+
+
+def series(run: Run, column: str) -> pd.DataFrame:
+    """(agent_steps, value) of one run for `column` (a metrics column or "equality_weighted"),
+    rows where the value is NaN dropped."""
+    df = run.metrics
+    if column == "equality_weighted":
+        values = equality_weighted(df)
+    elif column in df:
+        values = df[column]
+    else:
+        return pd.DataFrame({"agent_steps": [], "value": []})
+    out = pd.DataFrame({"agent_steps": df["agent_steps"].to_numpy(float), "value": values.to_numpy(float)})
+    return out.dropna().reset_index(drop=True)
+
+
+def final_value(run: Run, column: str, last_n: int) -> float:
+    """Mean of the last `last_n` logged non-NaN values of `column` (all of them if fewer);
+    NaN when the run never logged it. Table 4 reads `collective_reward` this way."""
+    values = series(run, column)["value"].to_numpy()
+    return float(values[-last_n:].mean()) if len(values) else float("nan")
+
+
+def setting_finals(setting: Setting, column: str, last_n: int) -> np.ndarray:
+    """`final_value` of every seed of a setting (NaNs dropped)."""
+    v = np.array([final_value(r, column, last_n) for r in setting.runs])
+    return v[np.isfinite(v)]
+
+
+def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """Mean and two-sided Student-t interval over the values; (mean, NaN, NaN) for n < 2."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), float("nan")
+    half = sps.t.ppf((1 + confidence) / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return mean, mean - half, mean + half
+
+
+def one_sample_p(values: np.ndarray, reference: float) -> float:
+    """Two-sided one-sample t-test of the seeds' finals against a paper number; NaN for n < 2
+    or zero variance."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2 or np.std(v) == 0:
+        return float("nan")
+    return float(sps.ttest_1samp(v, reference).pvalue)
+
+
+def logging_interval(frames: list[pd.DataFrame]) -> float:
+    """Largest median spacing of `agent_steps` between logged points over the given series."""
+    gaps = [np.median(np.diff(f["agent_steps"])) for f in frames if len(f) > 1]
+    return float(max(gaps)) if gaps else 0.0
+
+
+def effective_window(frames: list[pd.DataFrame], window: float) -> tuple[float, str | None]:
+    """The sliding window to use and a warning when it had to change.
+
+    When a run's median logging interval exceeds `window`, the window becomes that interval,
+    so that every window still holds about one point per seed (a CI over seeds at each logged
+    step)."""
+    interval = logging_interval(frames)
+    if interval > window:
+        return interval, (f"logging interval {interval:g} agent steps exceeds the sliding window "
+                          f"{window:g}; used a window of {interval:g}")
+    return window, None
+
+
+def sliding_window_ci(frames: list[pd.DataFrame], window: float, confidence: float) -> pd.DataFrame:
+    """Mean and t-interval of all seeds' points in a trailing window of agent steps.
+
+    At every distinct logged `agent_steps` value t, pool the (agent_steps, value) points of all
+    `frames` (one per seed) with t − window < agent_steps ≤ t and return their mean and the
+    two-sided `confidence` Student-t interval (mean ± t·sd/√n, n − 1 degrees of freedom).
+    Columns: agent_steps, mean, lo, hi, n (lo/hi NaN where n < 2).
+    """
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=["agent_steps", "mean", "lo", "hi", "n"])
+    pooled = pd.concat(frames, ignore_index=True)
+    pooled = pooled.sort_values("agent_steps", kind="stable")
+    x = pooled["agent_steps"].to_numpy(float)
+    y = pooled["value"].to_numpy(float)
+    shift = y.mean()  # centre before summing squares, for numerical stability
+    c1 = np.concatenate([[0.0], np.cumsum(y - shift)])
+    c2 = np.concatenate([[0.0], np.cumsum((y - shift) ** 2)])
+    grid = np.unique(x)
+    hi_idx = np.searchsorted(x, grid, side="right")
+    lo_idx = np.searchsorted(x, grid - window, side="right")
+    n = hi_idx - lo_idx
+    s1 = c1[hi_idx] - c1[lo_idx]
+    s2 = c2[hi_idx] - c2[lo_idx]
+    mean = s1 / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.clip((s2 - n * mean**2) / (n - 1), 0, None)
+        half = sps.t.ppf((1 + confidence) / 2, n - 1) * np.sqrt(var / n)
+    half = np.where(n >= 2, half, np.nan)
+    mean = mean + shift
+    return pd.DataFrame({"agent_steps": grid, "mean": mean, "lo": mean - half, "hi": mean + half, "n": n})
+
+
+@dataclass
+class Exclusion:
+    """The Harvest check of one run: final per-agent returns and whether it is excluded."""
+
+    run: Run
+    agent_finals: dict[str, float]
+    excluded: bool
+    reason: str
+
+
+def harvest_exclusion(run: Run, threshold: float, last_n: int) -> Exclusion:
+    """§10.5.3: a Harvest seed is excluded when some agent failed to learn to collect apples,
+    read as: some agent's final individual return (`final_value` of `reward_agent_<i>`)
+    is ≤ `threshold`."""
+    cols = agent_reward_columns(run.metrics)
+    finals = {c: final_value(run, c, last_n) for c in cols}
+    if not finals:
+        return Exclusion(run, finals, False, "not checked: no reward_agent_<i> columns")
+    worst = min(finals, key=lambda c: finals[c])
+    if finals[worst] <= threshold:
+        return Exclusion(run, finals, True, f"{worst} final return {finals[worst]:.3g} ≤ {threshold:g}")
+    return Exclusion(run, finals, False, f"all agents > {threshold:g}")
+
+
+def influence_received(run: Run, last_n: int) -> dict[int, float]:
+    """Agent j -> mean over influencers k ≠ j of the final `influence_<k>_<j>`."""
+    pairs: dict[int, list[float]] = {}
+    for col in run.metrics.columns:
+        m = _INFLUENCE.match(col)
+        if m and m.group(1) != m.group(2):
+            v = final_value(run, col, last_n)
+            if np.isfinite(v):
+                pairs.setdefault(int(m.group(2)), []).append(v)
+    return {j: float(np.mean(v)) for j, v in pairs.items()}
+
+
+def influence_reward_pairs(runs: list[Run], last_n: int) -> pd.DataFrame:
+    """One row per (run, agent): influence received and individual final return, both z-scored
+    across the agents of the run (runs whose agents all have equal values are skipped).
+    Columns: run, agent, influence, reward, influence_z, reward_z."""
+    rows = []
+    for run in runs:
+        received = influence_received(run, last_n)
+        rewards = {j: final_value(run, f"reward_agent_{j}", last_n) for j in received}
+        agents = [j for j in sorted(received) if np.isfinite(rewards[j])]
+        if len(agents) < 2:
+            continue
+        inf = np.array([received[j] for j in agents])
+        rew = np.array([rewards[j] for j in agents])
+        if inf.std() == 0 or rew.std() == 0:
+            continue
+        for j, a, b, za, zb in zip(agents, inf, rew, (inf - inf.mean()) / inf.std(), (rew - rew.mean()) / rew.std()):
+            rows.append({"run": run.path, "agent": j, "influence": a, "reward": b,
+                         "influence_z": za, "reward_z": zb})
+    return pd.DataFrame(rows, columns=["run", "agent", "influence", "reward", "influence_z", "reward_z"])
+
+
+def spearman(pairs: pd.DataFrame) -> tuple[float, float, int]:
+    """Spearman ρ, its p-value and n between `influence_z` and `reward_z`."""
+    n = len(pairs)
+    if n < 3:
+        return float("nan"), float("nan"), n
+    res = sps.spearmanr(pairs["influence_z"], pairs["reward_z"])
+    return float(res.statistic), float(res.pvalue), n
+
+
+# ----------------------------------------------------------------------------- rliable
+def iqm(scores: np.ndarray) -> float:
+    """Interquartile mean over all runs × tasks (rliable's `aggregate_iqm`)."""
+    from rliable import metrics
+
+    return float(metrics.aggregate_iqm(scores))
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) + ½ P(X = Y) averaged over tasks (rliable's `probability_of_improvement`)."""
+    from rliable import metrics
+
+    return float(metrics.probability_of_improvement(x, y))
+
+
+#: metric name -> point estimate over (runs, tasks) score arrays.
+METRICS: dict[str, Callable[..., float]] = {"iqm": iqm, "probability_of_improvement": probability_of_improvement}
+
+
+def interval_estimates(score_dict: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]], metric: str,
+                       reps: int, confidence: float, seed: int) -> dict[str, tuple[float, float, float]]:
+    """name -> (point, lo, hi) of `metric` ("iqm" or "probability_of_improvement") with
+    stratified-bootstrap percentile CIs from `rliable.library.get_interval_estimates`.
+    Scores are (runs, tasks) arrays; (x, y) pairs for the probability of improvement.
+
+    rliable 1.2's `StratifiedBootstrap` draws from NumPy's global RNG and ignores its
+    `random_state`, so the global RNG is seeded with `seed` for the call and restored after.
+    """
+    from rliable import library as rly
+
+    point_fn = METRICS[metric]
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():  # arch deprecates the random_state rliable passes
+            warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
+            points, cis = rly.get_interval_estimates(
+                dict(score_dict), lambda *s: np.array([point_fn(*s)]), reps=reps,
+                confidence_interval_size=confidence, random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(saved)
+    return {k: (float(points[k][0]), float(cis[k][0, 0]), float(cis[k][1, 0])) for k in points}
+
+
+def rank_settings(settings: list[Setting], last_n: int) -> list[tuple[Setting, float]]:
+    """Settings with their mean-over-seeds final collective reward, best first (NaN last;
+    ties keep the id order)."""
+    scored = [(s, float(np.mean(f)) if len(f := setting_finals(s, "collective_reward", last_n)) else float("nan"))
+              for s in settings]
+    return sorted(scored, key=lambda p: -p[1] if np.isfinite(p[1]) else np.inf)
+
+
+def best_settings(settings: list[Setting], last_n: int) -> dict[tuple[str, str], Setting]:
+    """(env, reward) -> the setting with the highest mean final collective reward over seeds."""
+    best: dict[tuple[str, str], Setting] = {}
+    for setting, score in rank_settings(settings, last_n):
+        if np.isfinite(score):
+            best.setdefault((setting.env, setting.reward), setting)
+    return best

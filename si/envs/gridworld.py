@@ -1,0 +1,465 @@
+"""Batched gridworld base of the SSD games: state tensors, movement, beams, observations.
+
+One object steps ``B`` environments x ``N`` agents as tensors on one device; ``reset``/``step``
+contain no Python loop over environments or agents (only fixed passes of size ``N``: movement
+chains and the sequential cleaning beams). Rules follow the original SSD ``MapEnv``
+(fact sheet §2, §3, §6) unless ``docs/envs.md`` lists a deviation.
+
+Coordinates: every cell tensor is indexed by a flat cell id of the map padded by ``VIEW`` cells on
+each side (padding counts as wall for movement and beams and is drawn black), plus one trailing
+dummy cell (``num_cells - 1``) that masked scatters write to and no view ever reads.
+Orientations are 0 UP, 1 RIGHT, 2 DOWN, 3 LEFT (clockwise), so TURN_CLOCKWISE adds 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from si.envs.maps import check_rows
+from si.envs.movement import resolve_moves
+
+ENV_VERSION = "1"
+VIEW = 7
+"""view_len of the original (HARVEST_VIEW_SIZE = CLEANUP_VIEW_SIZE = 7): 15x15 observations."""
+SIDE = 2 * VIEW + 1
+BEAM_LEN = 5
+"""Length of the FIRE and CLEAN beams (``_HARVEST_ACTIONS``/``_CLEANUP_ACTIONS``)."""
+FIRE_COST = 1.0
+HIT_PENALTY = 50.0
+APPLE_REWARD = 1.0
+
+MOVE_LEFT, MOVE_RIGHT, MOVE_UP, MOVE_DOWN, STAY, TURN_CLOCKWISE, TURN_COUNTERCLOCKWISE, FIRE = range(8)
+BASE_ACTION_NAMES = (
+    "MOVE_LEFT",
+    "MOVE_RIGHT",
+    "MOVE_UP",
+    "MOVE_DOWN",
+    "STAY",
+    "TURN_CLOCKWISE",
+    "TURN_COUNTERCLOCKWISE",
+    "FIRE",
+)
+FORWARD = ((-1, 0), (0, 1), (1, 0), (0, -1))
+"""(drow, dcol) of facing UP, RIGHT, DOWN, LEFT."""
+
+
+def rgb(r: int, g: int, b: int) -> int:
+    """Pack a colour into an int32 whose little-endian bytes are r, g, b, 0."""
+    return r | (g << 8) | (b << 16)
+
+
+BLACK = rgb(0, 0, 0)
+WALL = rgb(180, 180, 180)
+APPLE = rgb(0, 255, 0)
+FIRE_BEAM = rgb(255, 255, 0)
+CLEAN_BEAM = rgb(100, 255, 255)
+AGENT_COLOURS = (
+    rgb(0, 0, 255),
+    rgb(2, 81, 154),
+    rgb(204, 0, 204),
+    rgb(216, 30, 54),
+    rgb(254, 151, 0),
+    rgb(100, 255, 255),
+    rgb(99, 99, 255),
+    rgb(250, 204, 255),
+    rgb(238, 223, 16),
+)
+"""``DEFAULT_COLOURS`` '1'..'9' of the original; agent i uses colour ``i % 9``."""
+
+
+@dataclass
+class StepOut:
+    """One batched transition (docs/design.md, Environment API)."""
+
+    obs: Tensor  # uint8 (B, N, 15, 15, 3), channels last, facing direction up
+    reward: Tensor  # float32 (B, N)
+    done: Tensor  # bool (B,)
+    first: Tensor  # bool (B,)
+    actions: Tensor  # int64 (B, N), the actions just executed (STAY after a reset)
+    visible: Tensor  # bool (B, N, N), visible[b, k, j]: j inside k's view
+    stats: dict[str, Tensor] = field(default_factory=dict)  # float32 counters, see docs/envs.md
+
+
+def _mix32(x: Tensor) -> Tensor:
+    """lowbias32 integer hash (C. Wellons) on int32 tensors read as uint32.
+
+    int32 products wrap modulo 2**32 and shifts are made logical by masking, identically on CPU
+    and CUDA, so the same counter gives the same bits on every device.
+    """
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * 0x7FEB352D
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * -0x7B935975  # 0x846CA68B as int32
+    return x ^ ((x >> 16) & 0xFFFF)
+
+
+def _i32(v: int) -> int:
+    """``v`` modulo 2**32 as a signed int32 value."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+class GridWorld:
+    """Shared machinery of Harvest, Cleanup and Box trapped (subclasses add the game rules)."""
+
+    name = "gridworld"
+    action_names: tuple[str, ...] = BASE_ACTION_NAMES
+    extra_chars = ""
+    """Map characters the subclass understands besides '@', 'P', ' '."""
+
+    def __init__(
+        self,
+        rows: tuple[str, ...] | list[str],
+        num_envs: int,
+        num_agents: int = 5,
+        horizon: int = 1000,
+        device: str | torch.device = "cpu",
+        map_name: str = "custom",
+    ) -> None:
+        check_rows(rows)
+        bad = {ch for row in rows for ch in row} - set("@P " + self.extra_chars)
+        if bad:
+            raise ValueError(f"map {map_name!r} has characters {sorted(bad)} unknown to {self.name}")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if num_agents < 1:
+            raise ValueError(f"num_agents must be >= 1, got {num_agents}")
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        self.num_envs, self.num_agents, self.horizon = num_envs, num_agents, horizon
+        self.device = torch.device(device)
+        self.map_name = map_name
+        self.rows = tuple(rows)
+        self.num_actions = len(self.action_names)
+        self.obs_shape = (SIDE, SIDE, 3)
+        self.env_version = ENV_VERSION
+        self.validate_actions = True
+        """Check actions in ``step`` (one host sync; switch off inside CUDA graphs)."""
+
+        h, w = len(rows), len(rows[0])
+        self.height, self.width = h, w
+        self.padded_width = wp = w + 2 * VIEW
+        self.padded_height = hp = h + 2 * VIEW
+        self.num_cells = hp * wp + 1
+        self.dummy = hp * wp
+        dev = self.device
+
+        self._cells_of: dict[str, Tensor] = {}
+        for ch in set("@P " + self.extra_chars):
+            ids = [(r + VIEW) * wp + c + VIEW for r, row in enumerate(rows) for c, x in enumerate(row) if x == ch]
+            self._cells_of[ch] = torch.tensor(ids, dtype=torch.long, device=dev)
+        wall = torch.ones(self.num_cells, dtype=torch.bool, device=dev)
+        inside = torch.tensor([(r + VIEW) * wp + c + VIEW for r in range(h) for c in range(w)], device=dev)
+        wall[inside] = False
+        wall[self.cells("@")] = True
+        self.wall = wall
+        self.spawn_cells = self.cells("P")
+        self._check_spawn_count()
+
+        base = torch.full((self.num_cells,), BLACK, dtype=torch.int32, device=dev)
+        base[self.cells("@")] = WALL
+        self.base_colour = base
+        self.agent_colour = torch.tensor(
+            [AGENT_COLOURS[i % len(AGENT_COLOURS)] for i in range(num_agents)], dtype=torch.int32, device=dev
+        )
+
+        # Lookup tables indexed by [action, orientation] / [action].
+        fwd = torch.tensor(FORWARD, dtype=torch.long)
+        right = fwd.roll(-1, 0)
+        step2d = torch.zeros(self.num_actions, 4, 2, dtype=torch.long)
+        step2d[MOVE_LEFT], step2d[MOVE_RIGHT] = -right, right
+        step2d[MOVE_UP], step2d[MOVE_DOWN] = fwd, -fwd
+        self.move_delta = (step2d[..., 0] * wp + step2d[..., 1]).to(dev)
+        turn = torch.zeros(self.num_actions, dtype=torch.long)
+        turn[TURN_CLOCKWISE], turn[TURN_COUNTERCLOCKWISE] = 1, -1
+        self.turn = turn.to(dev)
+        # Beam cells per orientation: 3 rays x BEAM_LEN steps. Centre ray 1..5 ahead, side rays
+        # start beside the agent and cover 0..4 ahead (MapEnv.update_map_fire, width 3).
+        beam = torch.zeros(4, 3, BEAM_LEN, 2, dtype=torch.long)
+        s = torch.arange(BEAM_LEN)
+        for d in range(4):
+            beam[d, 0] = fwd[d] * (s[:, None] + 1)
+            beam[d, 1] = right[d] + fwd[d] * s[:, None]
+            beam[d, 2] = -right[d] + fwd[d] * s[:, None]
+        self.beam_delta = (beam[..., 0] * wp + beam[..., 1]).reshape(4, 3 * BEAM_LEN).to(dev)
+        # View offsets per orientation, the facing direction drawn up: facing k (clockwise from UP)
+        # is the unrotated window turned k quarter turns counter-clockwise.
+        dr = torch.arange(-VIEW, VIEW + 1)
+        flat = dr[:, None] * wp + dr[None, :]
+        self.view_offset = torch.stack([torch.rot90(flat, k).reshape(-1) for k in range(4)]).to(dev)
+        # view_index[orient * num_cells + cell]: the 225 cells of that view, one row gather per agent
+        cell = torch.arange(self.num_cells, device=dev)
+        table = (cell[None, :, None] + self.view_offset[:, None, :]).clamp_(0, self.dummy - 1)
+        self.view_index = table.reshape(4 * self.num_cells, SIDE * SIDE)
+
+        self._env_ids = torch.arange(num_envs, device=dev)
+        self._agent_ids = torch.arange(1, num_agents + 1, device=dev)
+        self._key = torch.zeros(num_envs, dtype=torch.int32, device=dev)
+        self._ctr = torch.zeros((), dtype=torch.int32, device=dev)
+        self._seed_keys(0)
+        self.t = 0
+        self.pos = torch.zeros(num_envs, num_agents, dtype=torch.long, device=dev)
+        self.orient = torch.zeros_like(self.pos)
+        self.prev_actions = torch.full_like(self.pos, STAY)
+        self.apples = torch.zeros(num_envs, self.num_cells, dtype=torch.bool, device=dev)
+
+    # ----------------------------------------------------------------- helpers
+    def cells(self, ch: str) -> Tensor:
+        """Flat padded ids of the map cells holding ``ch`` (row-major)."""
+        return self._cells_of[ch]
+
+    def _check_spawn_count(self) -> None:
+        if self.num_agents > len(self.spawn_cells):
+            raise ValueError(
+                f"num_agents={self.num_agents} exceeds the {len(self.spawn_cells)} spawn points "
+                f"of map {self.map_name!r}"
+            )
+
+    def _seed_keys(self, seed: int) -> None:
+        ids = self._env_ids.to(torch.int32) * _i32(0x9E3779B9)
+        lo = _mix32(torch.tensor(_i32(seed), dtype=torch.int32, device=self.device))
+        hi = _mix32(torch.tensor(_i32((seed >> 32) ^ 0x5BD1E995), dtype=torch.int32, device=self.device))
+        self._key = _mix32(_mix32(ids + lo) ^ hi)
+        self._ctr.zero_()
+
+    def uniform(self, stream: int, k: int) -> Tensor:
+        """``(B, k)`` float32 uniforms in [0, 1) for draw ``stream`` of the current counter.
+
+        Counter-based: bits depend only on (env seed key, step counter, stream, index), so they are
+        identical on CPU and CUDA and the whole generator state is ``(_key, _ctr)``.
+        """
+        head = _mix32(self._key ^ _mix32(self._ctr * _i32(0x27D4EB2F) + _i32(stream * 0x165667B1)))
+        idx = torch.arange(k, dtype=torch.int32, device=self.device) * _i32(0x9E3779B9)
+        bits = _mix32(head[:, None] + idx)
+        return ((bits >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))
+
+    def cell_id(self, row: int, col: int) -> int:
+        """Flat padded id of map cell (row, col); the inverse of :meth:`rows_cols`."""
+        return (row + VIEW) * self.padded_width + col + VIEW
+
+    def rows_cols(self, pos: Tensor) -> tuple[Tensor, Tensor]:
+        """Map (unpadded) row and column of padded flat cell ids."""
+        return pos // self.padded_width - VIEW, pos % self.padded_width - VIEW
+
+    def _blocked(self, cells: Tensor) -> Tensor:
+        """``(B, …)`` True where ``cells`` (``(B, …)``) cannot be entered or crossed by beams."""
+        return self.wall[cells]
+
+    # ------------------------------------------------------------ reset / step
+    def reset(self, seed: int | None = None) -> StepOut:
+        """Start new episodes in all envs; ``seed`` re-seeds env b with key(seed, b) (None: continue)."""
+        if seed is not None:
+            self._seed_keys(int(seed))
+        self._reset_state()
+        return self._out_after_reset(torch.zeros(self.num_envs, self.num_agents, device=self.device), done=False)
+
+    def _reset_state(self) -> None:
+        """Spawn agents at random distinct spawn points with random orientations (ME.spawn_point)."""
+        self._ctr.add_(1)
+        keys = self.uniform(0, len(self.spawn_cells))
+        self.pos = self.spawn_cells[keys.argsort(1)[:, : self.num_agents]]
+        self.orient = (self.uniform(1, self.num_agents) * 4).long()
+        self.prev_actions = torch.full_like(self.pos, STAY)
+        self.t = 0
+        self._reset_world()
+
+    def _reset_world(self) -> None:
+        """Game-specific reset of map contents (apples, waste, door)."""
+        raise NotImplementedError
+
+    def _out_after_reset(self, reward: Tensor, done: bool, stats: dict[str, Tensor] | None = None) -> StepOut:
+        b = self.num_envs
+        flag = torch.full((b,), True, device=self.device)
+        return StepOut(
+            obs=self._observe(self._terrain(), None, None),
+            reward=reward,
+            done=flag if done else ~flag,
+            first=flag,
+            actions=self.prev_actions.clone(),
+            visible=self._visible(),
+            stats=stats if stats is not None else self._zero_stats(),
+        )
+
+    def _zero_stats(self) -> dict[str, Tensor]:
+        z = torch.zeros(self.num_envs, self.num_agents, device=self.device)
+        return self._stats(z, z, z, z)
+
+    def _stats(self, apples: Tensor, fires: Tensor, hits: Tensor, cleaned: Tensor) -> dict[str, Tensor]:
+        return {
+            "apples": apples,
+            "fires": fires,
+            "hits": hits,
+            "cleaned": cleaned,
+            "apples_on_map": self.apples.sum(1, dtype=torch.float32),
+            "waste_on_map": self._waste_count(),
+        }
+
+    def _waste_count(self) -> Tensor:
+        return torch.zeros(self.num_envs, device=self.device)
+
+    def check_actions(self, actions: Tensor) -> None:
+        """ValueError unless ``actions`` is an int64 ``(B, N)`` tensor on the env device in range."""
+        if not isinstance(actions, Tensor):
+            raise ValueError(f"actions must be a torch.Tensor, got {type(actions).__name__}")
+        if actions.dtype != torch.long:
+            raise ValueError(f"actions must be int64 (LongTensor), got {actions.dtype}")
+        if tuple(actions.shape) != (self.num_envs, self.num_agents):
+            raise ValueError(f"actions must have shape {(self.num_envs, self.num_agents)}, got {tuple(actions.shape)}")
+        if actions.device != self.device:
+            raise ValueError(f"actions are on {actions.device}, the env is on {self.device}")
+        if self.validate_actions and bool(((actions < 0) | (actions >= self.num_actions)).any()):
+            raise ValueError(f"actions out of range [0, {self.num_actions}) for {self.name}")
+
+    def step(self, actions: Tensor) -> StepOut:
+        """One transition of every env (order of ME.step): turns and moves, eating, beams and
+        special actions in random agent order, spawning, then observations. Auto-resets at the horizon."""
+        self.check_actions(actions)
+        self._ctr.add_(1)
+        b, n = self.num_envs, self.num_agents
+        # turns and moves (ME.update_moves)
+        self.orient = (self.orient + self.turn[actions]) % 4
+        target = self.pos + self.move_delta[actions, self.orient]
+        target = torch.where(self._blocked(target), self.pos, target)
+        self.pos = resolve_moves(self.pos, target, self.uniform(2, n))
+        # eating (Agent.consume)
+        ate = self.apples.gather(1, self.pos)
+        self.apples.scatter_(1, self.pos, False)
+        occ = self._occupancy()
+        # FIRE (Harvest/CleanupEnv.custom_action, MapEnv.update_map_fire)
+        fires = actions == FIRE
+        fire_cells, hits = self._fire(fires, occ)
+        cleaned, clean_cells = self._special_actions(actions, occ)
+        self._spawn(occ)
+        apples = ate.to(torch.float32)
+        fires_f = fires.to(torch.float32)
+        reward = APPLE_REWARD * apples - FIRE_COST * fires_f - HIT_PENALTY * hits
+        stats = self._stats(apples, fires_f, hits, cleaned)
+        self._extra_stats(stats)
+        self.prev_actions = actions.clone()
+        self.t += 1
+        if self.t >= self.horizon:
+            self._reset_state()
+            return self._out_after_reset(reward, done=True, stats=stats)
+        flag = torch.zeros(b, dtype=torch.bool, device=self.device)
+        return StepOut(
+            obs=self._observe(self._terrain(), fire_cells, clean_cells),
+            reward=reward,
+            done=flag,
+            first=flag.clone(),
+            actions=self.prev_actions.clone(),
+            visible=self._visible(),
+            stats=stats,
+        )
+
+    def _special_actions(self, actions: Tensor, occ: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Game actions beyond FIRE (CLEAN, OPEN_BOX): returns (cleaned (B,N), clean beam cells or None)."""
+        return torch.zeros(self.num_envs, self.num_agents, device=self.device), None
+
+    def _spawn(self, occ: Tensor) -> None:
+        """Game-specific regrowth (custom_map_update)."""
+        raise NotImplementedError
+
+    def _extra_stats(self, stats: dict[str, Tensor]) -> None:
+        """Add game-specific counters to ``stats`` in place."""
+
+    # ------------------------------------------------------------------ beams
+    def _occupancy(self) -> Tensor:
+        """``(B, num_cells)`` int64: agent index + 1 on each occupied cell, else 0."""
+        occ = torch.zeros(self.num_envs, self.num_cells, dtype=torch.long, device=self.device)
+        return occ.scatter_(1, self.pos, self._agent_ids.expand(self.num_envs, -1))
+
+    def beam_cells(self) -> Tensor:
+        """``(B, N, 3, BEAM_LEN)`` cells under each agent's three beam rays."""
+        cells = self.pos[..., None] + self.beam_delta[self.orient]
+        return cells.view(self.num_envs, self.num_agents, 3, BEAM_LEN)
+
+    @staticmethod
+    def ray_cover(blocked: Tensor, stop: Tensor) -> Tensor:
+        """Cells a ray covers: it ends before the first ``blocked`` cell (wall, closed door, map edge)
+        and on the first ``stop`` cell (an agent, or waste for CLEAN). Last dim = steps along the ray."""
+        clear = (~blocked & ~stop).to(torch.uint8).cumprod(-1).bool()
+        before = torch.cat([torch.ones_like(clear[..., :1]), clear[..., :-1]], -1)
+        return before & ~blocked
+
+    def _fire(self, fires: Tensor, occ: Tensor) -> tuple[Tensor, Tensor]:
+        """Penalty beams of all firers at once (FIRE changes no cell, so their order is irrelevant).
+
+        Returns the beam cells to draw (dummy where not covered) and ``hits (B, N)``: each ray that
+        reaches an agent hits it once (``agent.hit``), several firers can hit the same agent.
+        """
+        b, n = self.num_envs, self.num_agents
+        cells = self.beam_cells()
+        flat = cells.view(b, -1)
+        who = occ.gather(1, flat).view_as(cells)
+        cover = self.ray_cover(self._blocked(flat).view_as(cells), who > 0) & fires[..., None, None]
+        hit_id = (who * cover).sum(-1).view(b, -1)  # 0 = none; a ray stops at its first agent
+        ones = torch.ones_like(hit_id, dtype=torch.float32)
+        hits = torch.zeros(b, n + 1, device=self.device).scatter_add_(1, hit_id, ones)
+        return torch.where(cover, cells, self.dummy).view(b, -1), hits[:, 1:]
+
+    # ----------------------------------------------------------- observations
+    def _terrain(self) -> Tensor:
+        """``(B, num_cells)`` int32 packed colours of the map without agents and beams."""
+        return torch.where(self.apples, APPLE, self.base_colour)
+
+    def _observe(self, colour: Tensor, fire_cells: Tensor | None, clean_cells: Tensor | None) -> Tensor:
+        """Egocentric views: draw agents, then beams over them (get_map_with_agents), gather every
+        ``(B, N)`` 15x15 window rotated by the precomputed per-orientation offsets, unpack RGB."""
+        b, n = self.num_envs, self.num_agents
+        colour.scatter_(1, self.pos, self.agent_colour.expand(b, -1))
+        if clean_cells is not None:
+            colour.scatter_(1, clean_cells, CLEAN_BEAM)
+        if fire_cells is not None:
+            colour.scatter_(1, fire_cells, FIRE_BEAM)
+        self.last_frame = colour
+        idx = self.view_index.index_select(0, (self.orient * self.num_cells + self.pos).view(-1))
+        rgba = colour.gather(1, idx.view(b, -1)).view(torch.uint8).view(b, n, SIDE, SIDE, 4)
+        obs = torch.empty(b, n, SIDE, SIDE, 3, dtype=torch.uint8, device=self.device)
+        for ch in range(3):  # three plane copies beat one strided 4->3 byte copy
+            obs[..., ch].copy_(rgba[..., ch])
+        return obs
+
+    def _visible(self) -> Tensor:
+        """``(B, N, N)``: j inside k's 15x15 window (find_visible_agents, after the move)."""
+        r, c = self.rows_cols(self.pos)
+        dr = (r[:, :, None] - r[:, None, :]).abs()
+        dc = (c[:, :, None] - c[:, None, :]).abs()
+        return (dr <= VIEW) & (dc <= VIEW)
+
+    # ----------------------------------------------------------- checkpoints
+    _state_names: tuple[str, ...] = ("pos", "orient", "prev_actions", "apples", "_key", "_ctr")
+
+    def state_dict(self) -> dict[str, object]:
+        """Complete state (tensors cloned to CPU) including the random generator's key and counter."""
+        sd: dict[str, object] = {k: getattr(self, k).detach().cpu().clone() for k in self._state_names}
+        sd.update(
+            t=self.t,
+            env_version=self.env_version,
+            name=self.name,
+            map_name=self.map_name,
+            num_envs=self.num_envs,
+            num_agents=self.num_agents,
+            horizon=self.horizon,
+        )
+        return sd
+
+    def load_state_dict(self, sd: dict[str, object]) -> None:
+        """Restore a :meth:`state_dict`; ValueError if it belongs to a different env configuration."""
+        for key in ("env_version", "name", "map_name", "num_envs", "num_agents", "horizon"):
+            if sd.get(key) != getattr(self, key):
+                raise ValueError(f"state_dict has {key}={sd.get(key)!r}, this env has {getattr(self, key)!r}")
+        for k in self._state_names:
+            setattr(self, k, sd[k].to(self.device).clone())  # type: ignore[union-attr]
+        self.t = int(sd["t"])  # type: ignore[arg-type]
+
+    def render_frame(self) -> Tensor:
+        """``(B, H, W, 3)`` uint8 full-map RGB of the last observation (agents and beams drawn)."""
+        frame = getattr(self, "last_frame", None)
+        if frame is None:
+            raise ValueError("render_frame needs a reset() or step() first")
+        grid = frame[:, : self.dummy].view(self.num_envs, self.padded_height, self.padded_width)
+        grid = grid[:, VIEW : VIEW + self.height, VIEW : VIEW + self.width].contiguous()
+        return grid.view(torch.uint8).view(self.num_envs, self.height, self.width, 4)[..., :3].contiguous()

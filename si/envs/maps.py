@@ -1,0 +1,103 @@
+"""ASCII maps of the SSD games (Leibo et al. 2017; Hughes et al. 2018) and of Box trapped.
+
+Harvest and Cleanup maps, and the small test maps, are the original ones
+(``social_dilemmas/maps.py`` and ``tests/test_envs.py`` of eugenevinitsky/sequential_social_dilemma_games).
+Cell characters: ``@`` wall, ``P`` spawn point (floor), ``A`` apple cell (apple present at reset),
+``' '`` floor; Cleanup: ``B`` apple-spawn cell (empty at reset), ``H`` waste, ``R`` river,
+``S`` stream; Box trapped: ``T`` the trapped agent's cell, ``D`` the box door (a wall until opened).
+"""
+
+from __future__ import annotations
+
+HARVEST = (
+    "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+    "@ P   P      A    P AAAAA    P  A P  @",
+    "@  P     A P AA    P    AAA    A  A  @",
+    "@     A AAA  AAA    A    A AA AAAA   @",
+    "@ A  AAA A    A  A AAA  A  A   A A   @",
+    "@AAA  A A    A  AAA A  AAA        A P@",
+    "@ A A  AAA  AAA  A A    A AA   AA AA @",
+    "@  A A  AAA    A A  AAA    AAA  A    @",
+    "@   AAA  A      AAA  A    AAAA       @",
+    "@ P  A       A  A AAA    A  A      P @",
+    "@A  AAA  A  A  AAA A    AAAA     P   @",
+    "@    A A   AAA  A A      A AA   A  P @",
+    "@     AAA   A A  AAA      AA   AAA P @",
+    "@ A    A     AAA  A  P          A    @",
+    "@       P     A         P  P P     P @",
+    "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+)
+
+CLEANUP = (
+    "@@@@@@@@@@@@@@@@@@",
+    "@RRRRRR     BBBBB@",
+    "@HHHHHH      BBBB@",
+    "@RRRRRR     BBBBB@",
+    "@RRRRR  P    BBBB@",
+    "@RRRRR    P BBBBB@",
+    "@HHHHH       BBBB@",
+    "@RRRRR      BBBBB@",
+    "@HHHHHHSSSSSSBBBB@",
+    "@HHHHHHSSSSSSBBBB@",
+    "@RRRRR   P P BBBB@",
+    "@HHHHH   P  BBBBB@",
+    "@RRRRRR    P BBBB@",
+    "@HHHHHH P   BBBBB@",
+    "@RRRRR       BBBB@",
+    "@HHHH    P  BBBBB@",
+    "@RRRRR       BBBB@",
+    "@HHHHH  P P BBBBB@",
+    "@RRRRR       BBBB@",
+    "@HHHH       BBBBB@",
+    "@RRRRR       BBBB@",
+    "@HHHHH      BBBBB@",
+    "@RRRRR       BBBB@",
+    "@HHHH       BBBBB@",
+    "@@@@@@@@@@@@@@@@@@",
+)
+
+# Small maps of the original unit tests (MINI_HARVEST_MAP, MINI_CLEANUP_MAP).
+HARVEST_MINI = ("@@@@@@", "@ P  @", "@  AA@", "@  AA@", "@  AP@", "@@@@@@")
+CLEANUP_MINI = ("@@@@@@", "@ P  @", "@H BB@", "@R BB@", "@S BP@", "@@@@@@")
+
+# Box trapped (our design, docs/box_trapped.md): the box is the 1-cell room T in the lower left;
+# its door D opens from the cell above it. Apples (A) regrow forever outside.
+BOX_TRAPPED = (
+    "@@@@@@@@@@@@@",
+    "@P    A    P@",
+    "@    AAA    @",
+    "@ A   A   A @",
+    "@AAA     AAA@",
+    "@ A   P   A @",
+    "@     A     @",
+    "@    AAA    @",
+    "@P    A    P@",
+    "@@D@@@@@@@@@@",
+    "@@T@@@@@@@@@@",
+    "@@@@@@@@@@@@@",
+)
+
+MAPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "harvest": {"harvest": HARVEST, "harvest_mini": HARVEST_MINI},
+    "cleanup": {"cleanup": CLEANUP, "cleanup_mini": CLEANUP_MINI},
+    "box_trapped": {"box_trapped": BOX_TRAPPED},
+}
+"""Known maps per env name; the first entry is the default."""
+
+
+def get_map(env_name: str, map_name: str | None) -> tuple[str, ...]:
+    """The ASCII rows of ``map_name`` (default map of ``env_name`` when None); ValueError if unknown."""
+    if env_name not in MAPS:
+        raise ValueError(f"unknown env name {env_name!r}; expected one of {tuple(MAPS)}")
+    maps = MAPS[env_name]
+    if map_name is None:
+        return next(iter(maps.values()))
+    if map_name not in maps:
+        raise ValueError(f"unknown map name {map_name!r} for env {env_name!r}; expected one of {tuple(maps)}")
+    return maps[map_name]
+
+
+def check_rows(rows: tuple[str, ...] | list[str]) -> None:
+    """Raise ValueError unless ``rows`` is a non-empty rectangle of strings."""
+    if not rows or any(len(r) != len(rows[0]) for r in rows) or len(rows[0]) == 0:
+        raise ValueError("an ASCII map must be a non-empty list of equally long strings")

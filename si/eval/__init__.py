@@ -1,0 +1,99 @@
+"""Checkpoint evaluators: Box trapped (Figs 12–13) and Schelling diagrams (Fig 10).
+
+Both read a job folder (``.hydra/config.yaml`` + ``checkpoints/last.pt``, docs/design.md),
+rebuild a :class:`~si.train.trainer.Trainer` from the resolved config with one environment per
+evaluated episode, load the trained weights, and step the policy with the trainer's own
+``collect`` (so actions are *sampled* from the policy exactly as in training, influence is
+computed exactly as in training, and the evaluator cannot drift from training behaviour).
+They write ``<job>/eval/*.csv`` (formats in docs/analysis.md). CLI: ``python -m si.eval``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from si.envs import GridWorld, StepOut
+from si.train.run import CHECKPOINT
+from si.train.trainer import Trainer
+
+#: default evaluation seed (env layouts and action sampling), independent of the training seed.
+EVAL_SEED = 1000
+
+
+@dataclass
+class Job:
+    """A trained job folder: its resolved config and its checkpointed model weights."""
+
+    path: Path
+    cfg: DictConfig
+    model_state: dict[str, Tensor]
+
+
+def load_job(job_dir: Path | str) -> Job:
+    """Read ``.hydra/config.yaml`` and the model weights of ``checkpoints/last.pt`` (on CPU)."""
+    path = Path(job_dir)
+    cfg_path, ckpt = path / ".hydra" / "config.yaml", path / CHECKPOINT
+    for p in (cfg_path, ckpt):
+        if not p.exists():
+            raise FileNotFoundError(f"{path} is not a trained job folder: {p} is missing")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    return Job(path, OmegaConf.load(cfg_path), state["trainer"]["model"])
+
+
+def eval_trainer(cfg: DictConfig, model_state: dict[str, Tensor], episodes: int, device: str, seed: int) -> Trainer:
+    """A trainer of ``cfg`` with ``episodes`` envs on ``device``, the given weights, env layouts
+    and action sampling seeded by ``seed``, all envs at the start of an episode."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    cfg.budget.num_envs, cfg.device, cfg.seed = episodes, device, seed
+    trainer = Trainer(cfg)
+    trainer.model.load_state_dict(model_state)
+    return trainer
+
+
+class _StatsRecorder:
+    """Delegates to an env and keeps the ``stats`` of every step (``collect`` keeps only totals)."""
+
+    def __init__(self, env: GridWorld):
+        self._env = env
+        self.stats: list[dict[str, Tensor]] = []
+
+    def step(self, actions: Tensor) -> StepOut:
+        out = self._env.step(actions)
+        self.stats.append(out.stats)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+
+def rollout_episode(trainer: Trainer) -> dict[str, Tensor]:
+    """Run one full episode (``env.horizon`` steps) of every env with ``trainer.collect``.
+
+    Returns CPU tensors with time first: ``actions``, ``extrinsic`` ``(T, B, N)``, ``influence``
+    ``(T, B, N, N)`` when the reward has an influence source, and every env stat (e.g.
+    ``box_opened``) of shape ``(T, B, N)``.
+    """
+    horizon = trainer.env.horizon
+    recorder = _StatsRecorder(trainer.env)
+    trainer.env = recorder  # type: ignore[assignment]
+    try:
+        parts: list[dict[str, Tensor]] = []
+        while sum(len(p["actions"]) for p in parts) < horizon:
+            roll = trainer.collect()
+            parts.append({k: roll[k].cpu() for k in ("actions", "extrinsic", "dones", "influence") if k in roll})
+    finally:
+        trainer.env = recorder._env
+    out = {k: torch.cat([p[k] for p in parts])[:horizon] for k in parts[0]}
+    for key in recorder.stats[0]:
+        if recorder.stats[0][key].dim() == 2:  # per-agent stats (B, N)
+            out[key] = torch.stack([s[key].cpu() for s in recorder.stats[:horizon]])
+    dones = out.pop("dones")
+    if dones[:-1].any() or not dones[-1].all():
+        raise RuntimeError("evaluation rollout did not start at an episode start")
+    return out

@@ -1,0 +1,48 @@
+"""``python -m si.eval box-trapped JOB`` / ``python -m si.eval schelling COOP_JOB DEFECT_JOB``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from si.eval import EVAL_SEED, box_trapped, schelling
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m si.eval", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    box = sub.add_parser("box-trapped", help="Figs 12–13: write <job>/eval/box_trapped.csv")
+    box.add_argument("job_dir")
+    box.add_argument("--episodes", type=int, default=100, help="evaluated episodes, one env each (paper: 100)")
+    sch = sub.add_parser("schelling", help="Fig 10: write <coop_job>/eval/schelling.csv")
+    sch.add_argument("coop_job_dir", help="run supplying the cooperating policies (e.g. collective or influence)")
+    sch.add_argument("defect_job_dir", help="run supplying the defecting policies (e.g. extrinsic = A3C)")
+    sch.add_argument("--episodes", type=int, default=16, help="episodes per (cooperators, role) configuration")
+    sch.add_argument("--focal", type=int, default=0, help="agent slot of the focal agent")
+    for p in (box, sch):
+        p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+        p.add_argument("--seed", type=int, default=EVAL_SEED, help="evaluation seed (env layouts, action sampling)")
+        p.add_argument("--threads", type=int, default=0, help="torch intra-op threads; 0 = torch's default")
+    args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        if args.command == "box-trapped":
+            frame = box_trapped.evaluate(args.job_dir, args.episodes, args.device, args.seed)
+            print(f"box opened in {box_trapped.opened_fraction(frame):.1%} of {args.episodes} episodes "
+                  f"({args.job_dir}/eval/box_trapped.csv)")
+        else:
+            frame = schelling.evaluate(args.coop_job_dir, args.defect_job_dir, args.episodes, args.device,
+                                       args.seed, args.focal)
+            print(frame.groupby(["num_cooperators", "role"])["payoff"].mean().unstack().to_string())
+            print(f"wrote {args.coop_job_dir}/eval/schelling.csv")
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

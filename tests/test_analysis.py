@@ -1,0 +1,385 @@
+"""Tests of `analysis` on synthetic job folders with known answers.
+
+`make_fake_job` and `make_metrics` build job folders that follow the contract of
+docs/design.md; other tests may import them (`from test_analysis import make_fake_job`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats as sps
+
+from analysis.__main__ import main
+from analysis.report import Options, analyse
+from analysis.runs import discover, group_settings, setting_id
+from analysis.stats import (best_settings, effective_window, equality_weighted, final_value, gini, harvest_exclusion,
+                            influence_reward_pairs, interval_estimates, sliding_window_ci, spearman)
+from analysis.tables import Table, hparam_table, rliable_frame, table4_frame
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_metrics(steps: int = 60, interval: float = 10.0, agent_rewards: list[float] | None = None,
+                 extra: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A metrics table with constant per-agent returns (`collective_reward` = their sum)."""
+    agent_rewards = [10.0] * 5 if agent_rewards is None else agent_rewards
+    df = pd.DataFrame({"agent_steps": np.arange(1, steps + 1) * interval, "episodes": np.arange(steps)})
+    for i, r in enumerate(agent_rewards):
+        df[f"reward_agent_{i}"] = float(r)
+    df["collective_reward"] = float(sum(agent_rewards))
+    for key, value in (extra or {}).items():
+        df[key] = value
+    return df
+
+
+def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
+    node = config
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def make_fake_job(directory: Path, env: str, reward: str, seed: int, metrics_df: pd.DataFrame | None,
+                  config_overrides: dict[str, Any] | None = None,
+                  summary: dict[str, Any] | None = None) -> Path:
+    """Write a job folder: `.hydra/config.yaml` (+ `hydra.yaml`), `metrics.csv`, `summary.json`.
+
+    `config_overrides` maps dotted keys to values (e.g. {"reward.beta": 0.1}); `metrics_df=None`
+    writes no metrics; `summary=None` writes a complete summary, `summary={}` none at all.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "env": {"name": env, "num_agents": 5},
+        "model": {"lstm_size": 128},
+        "reward": {"name": reward},
+        "optim": {"entropy": 0.00176, "lr_init": 0.00126, "lr_end": 0.000012},
+        "seed": seed,
+    }
+    for key, value in (config_overrides or {}).items():
+        _set(config, key, value)
+    (directory / ".hydra").mkdir(exist_ok=True)
+    (directory / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (directory / ".hydra" / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"runtime": {"choices": {"env": env, "reward": reward}}}}))
+    if metrics_df is not None:
+        metrics_df.to_csv(directory / "metrics.csv", index=False)
+    if summary is None:
+        steps = float(metrics_df["agent_steps"].iloc[-1]) if metrics_df is not None and len(metrics_df) else 0.0
+        summary = {"status": "complete", "agent_steps": steps, "final": {}, "commit": "abc", "dirty": False,
+                   "env_version": "1", "wall_time_s": 1.0, "error": None}
+    if summary:
+        (directory / "summary.json").write_text(json.dumps(summary))
+    return directory
+
+
+# ------------------------------------------------------------------------------------ stats
+@pytest.mark.parametrize("values, expected", [
+    ([1, 1, 1, 1], 0.0), ([0, 0, 0, 4], 0.75), ([1, 2, 3], 8 / 36), ([0, 0], 0.0), ([5], 0.0)])
+def test_gini_known_vectors(values: list[float], expected: float) -> None:
+    assert gini(values) == pytest.approx(expected)
+
+
+def test_gini_undefined_for_nonpositive_total() -> None:
+    assert np.isnan(gini([-1, 1]))
+
+
+def test_sliding_window_ci_known_mean_and_width() -> None:
+    frames = [pd.DataFrame({"agent_steps": np.arange(10.0), "value": np.full(10, y)}) for y in (1.0, 3.0)]
+    ci = sliding_window_ci(frames, window=2, confidence=0.995)
+    assert list(ci["agent_steps"]) == list(np.arange(10.0))
+    assert np.allclose(ci["mean"], 2.0)
+    # t = 0: points {1, 3} -> sd √2, n 2; later: {1, 1, 3, 3} -> sd √(4/3), n 4.
+    first = sps.t.ppf(0.9975, 1) * np.sqrt(2) / np.sqrt(2)
+    later = sps.t.ppf(0.9975, 3) * np.sqrt(4 / 3) / 2
+    assert ci["n"].tolist() == [2] + [4] * 9
+    assert ci["hi"].iloc[0] - 2 == pytest.approx(first)
+    assert np.allclose(ci["hi"].iloc[1:] - 2, later)
+    assert np.allclose(ci["mean"] - ci["lo"], ci["hi"] - ci["mean"])
+
+
+def test_sliding_window_single_point_has_no_interval() -> None:
+    ci = sliding_window_ci([pd.DataFrame({"agent_steps": [0.0, 100.0], "value": [1.0, 2.0]})], 10, 0.995)
+    assert ci["mean"].tolist() == [1.0, 2.0]
+    assert ci["lo"].isna().all()
+
+
+def test_window_falls_back_to_logging_interval() -> None:
+    frames = [pd.DataFrame({"agent_steps": np.arange(5) * 1000.0, "value": np.ones(5)})]
+    window, note = effective_window(frames, 200)
+    assert window == 1000 and "exceeds" in note
+    assert effective_window(frames, 5000) == (5000, None)
+
+
+def test_final_value_is_mean_of_last_points(tmp_path: Path) -> None:
+    df = make_metrics(steps=100)
+    df["collective_reward"] = np.arange(100.0)
+    df.loc[99, "collective_reward"] = np.nan  # NaN rows (no episode finished) are skipped
+    (run,) = discover([make_fake_job(tmp_path / "j", "cleanup", "extrinsic", 0, df)])
+    assert final_value(run, "collective_reward", 50) == pytest.approx(np.arange(49.0, 99.0).mean())
+    assert final_value(run, "collective_reward", 500) == pytest.approx(np.arange(99.0).mean())
+    assert np.isnan(final_value(run, "no_such_column", 50))
+
+
+def test_equality_weighted_from_agent_rewards(tmp_path: Path) -> None:
+    (run,) = discover([make_fake_job(tmp_path / "j", "harvest", "extrinsic", 0,
+                                     make_metrics(agent_rewards=[0, 0, 0, 4]))])
+    assert np.allclose(equality_weighted(run.metrics), 4 * (1 - 0.75))
+    logged = make_metrics(extra={"equality_weighted_reward": 7.0})
+    assert np.allclose(equality_weighted(logged), 7.0)
+
+
+# ----------------------------------------------------------------------- discovery, grouping
+def test_discovery_reports_partial_and_failed(tmp_path: Path) -> None:
+    make_fake_job(tmp_path / "sweep" / "0", "cleanup", "extrinsic", 0, make_metrics())
+    make_fake_job(tmp_path / "sweep" / "1", "cleanup", "extrinsic", 1, make_metrics(), summary={})
+    make_fake_job(tmp_path / "sweep" / "2", "cleanup", "extrinsic", 2, make_metrics(steps=3),
+                  summary={"status": "failed", "error": "CUDA OOM"})
+    make_fake_job(tmp_path / "sweep" / "3", "cleanup", "extrinsic", 3, None)
+    broken = make_fake_job(tmp_path / "sweep" / "5", "cleanup", "extrinsic", 5, make_metrics())
+    (broken / ".hydra" / "config.yaml").write_text("env: [unclosed\n")
+    with open(tmp_path / "sweep" / "4.csv", "w") as f:  # unrelated files are ignored
+        f.write("x\n")
+    runs = discover([tmp_path / "sweep"])
+    assert [r.status for r in runs] == ["complete", "partial", "failed", "failed", "failed"]
+    assert "config lacks env.name" in runs[4].problems
+    assert "no summary.json" in runs[1].problems
+    assert any("CUDA OOM" in p for p in runs[2].problems)
+    assert "no metrics.csv" in runs[3].problems
+
+
+def test_torn_last_metrics_line_is_skipped(tmp_path: Path) -> None:
+    job = make_fake_job(tmp_path / "j", "cleanup", "extrinsic", 0, make_metrics(steps=5))
+    with open(job / "metrics.csv", "a") as f:
+        f.write("60.0,5,10")  # a crash mid-write
+    (run,) = discover([job])
+    assert run.metrics["agent_steps"].tolist()[:5] == [10.0, 20.0, 30.0, 40.0, 50.0]
+    assert final_value(run, "collective_reward", 50) == 50.0
+
+
+def test_grouping_by_hyperparameters_with_seeds_as_replicates(tmp_path: Path) -> None:
+    for seed in range(3):
+        for beta in (0.1, 0.2):
+            make_fake_job(tmp_path / f"b{beta}_s{seed}", "cleanup", "influence", seed, make_metrics(),
+                          {"reward.beta": beta})
+    settings = group_settings(discover([tmp_path]))
+    assert len(settings) == 2
+    assert all(s.seeds == [0, 1, 2] for s in settings)
+    assert {s.params["reward.beta"] for s in settings} == {0.1, 0.2}
+    a = {"env": {"name": "x"}, "reward": {"name": "r", "beta": 1}, "model": {"a": 1, "b": 2}, "seed": 0}
+    b = {"seed": 7, "model": {"b": 2, "a": 1}, "reward": {"beta": 1, "name": "r"}, "env": {"name": "x"}}
+    assert setting_id(a) == setting_id(b)
+
+
+def test_best_setting_selection(tmp_path: Path) -> None:
+    for seed in range(3):
+        for beta, level in ((0.1, 10.0), (0.2, 30.0), (0.3, 20.0)):
+            make_fake_job(tmp_path / f"b{beta}_s{seed}", "cleanup", "influence", seed,
+                          make_metrics(agent_rewards=[level + seed] * 5), {"reward.beta": beta})
+    make_fake_job(tmp_path / "a3c", "cleanup", "extrinsic", 0, make_metrics(agent_rewards=[1] * 5))
+    best = best_settings(group_settings(discover([tmp_path])), 50)
+    assert best[("cleanup", "influence")].params["reward.beta"] == 0.2
+    assert best[("cleanup", "extrinsic")].reward == "extrinsic"
+
+
+def test_harvest_seed_exclusion(tmp_path: Path) -> None:
+    ok = make_fake_job(tmp_path / "ok", "harvest", "extrinsic", 0, make_metrics(agent_rewards=[50, 60, 70, 80, 90]))
+    lazy = make_fake_job(tmp_path / "lazy", "harvest", "extrinsic", 1, make_metrics(agent_rewards=[50, 60, 70, 80, 0.5]))
+    run_lazy, run_ok = discover([ok, lazy])  # sorted by path
+    assert not harvest_exclusion(run_ok, 1.0, 50).excluded
+    check = harvest_exclusion(run_lazy, 1.0, 50)
+    assert check.excluded and "reward_agent_4" in check.reason
+    assert not harvest_exclusion(run_lazy, 0.1, 50).excluded
+
+
+# ---------------------------------------------------------------------------------- tables
+def _table4_sweep(root: Path) -> None:
+    """Cleanup: A3C finals 80/90/100, influence 300/310/320; Harvest: influence only."""
+    for seed, level in enumerate((80.0, 90.0, 100.0)):
+        make_fake_job(root / f"a3c_{seed}", "cleanup", "extrinsic", seed, make_metrics(agent_rewards=[level / 5] * 5))
+    for seed, level in enumerate((300.0, 310.0, 320.0)):
+        make_fake_job(root / f"inf_{seed}", "cleanup", "influence", seed, make_metrics(agent_rewards=[level / 5] * 5),
+                      {"reward.beta": 0.146, "reward.divergence": "jsd"})
+        make_fake_job(root / f"hinf_{seed}", "harvest", "influence", seed, make_metrics(agent_rewards=[level / 5] * 5))
+
+
+def test_table4_numbers(tmp_path: Path) -> None:
+    _table4_sweep(tmp_path)
+    best = best_settings(group_settings(discover([tmp_path])), 50)
+    frame = table4_frame(best, 50, 0.95).set_index(["model", "env"])
+    a3c = frame.loc[("extrinsic", "cleanup")]
+    assert a3c["mean"] == pytest.approx(90.0) and a3c["n"] == 3 and a3c["paper"] == 89
+    half = sps.t.ppf(0.975, 2) * 10 / np.sqrt(3)
+    assert (a3c["lo"], a3c["hi"]) == pytest.approx((90 - half, 90 + half))
+    assert a3c["p_vs_paper_ia"] == pytest.approx(sps.ttest_1samp([80, 90, 100], 275).pvalue)
+    assert frame.loc[("influence", "cleanup")]["mean"] == pytest.approx(310.0)
+    assert frame.loc[("moa_influence", "harvest")]["n"] == 0
+
+
+def test_table_markdown_and_latex() -> None:
+    t = Table("T_1 & co", ["a", "b_c"], [["**1.0**", "50%"]], ["note"])
+    assert "| **1.0** | 50% |" in t.markdown()
+    latex = t.latex()
+    assert r"\textbf{1.0} & 50\% \\" in latex and r"b\_c" in latex and r"T\_1 \& co" in latex
+
+
+def test_hparam_table_shows_ours_next_to_paper(tmp_path: Path) -> None:
+    _table4_sweep(tmp_path)
+    settings = group_settings(discover([tmp_path]))
+    table = hparam_table(1, best_settings(settings, 50), settings, 50)
+    text = table.markdown()
+    assert "| Influence weight β |" in text
+    row = next(r for r in table.rows if r[0] == "Influence weight β")
+    col = table.header.index("Cleanup Influence")
+    assert row[col] == "0.146 / .146"
+    assert next(r for r in table.rows if r[0] == "Policy comparison")[col] == "jsd / JSD"
+    assert "no runs / 3" in next(r for r in table.rows if r[0] == "Number of influencers")
+
+
+def test_rliable_aggregates(tmp_path: Path) -> None:
+    _table4_sweep(tmp_path)
+    best = best_settings(group_settings(discover([tmp_path])), 50)
+    frame = rliable_frame(best, 50, reps=200, confidence=0.95, seed=0)
+    cleanup = frame[frame.scope == "cleanup"].set_index("model")
+    assert cleanup.loc["extrinsic", "iqm"] == pytest.approx(90.0)
+    assert cleanup.loc["influence", "p_improve_vs_a3c"] == pytest.approx(1.0)
+    assert cleanup.loc["influence", "iqm_lo"] <= 310 <= cleanup.loc["influence", "iqm_hi"]
+    assert set(frame[frame.scope == "all"].model) == {"influence"}  # the only model on both games
+
+
+def test_influence_reward_correlation(tmp_path: Path) -> None:
+    jobs = []
+    for seed in range(4):
+        rewards = [10.0 + seed, 20.0, 30.0, 40.0 + seed, 50.0]
+        infl = {f"influence_{k}_{j}": 0.01 * rewards[j] for k in range(5) for j in range(5) if k != j}
+        jobs.append(make_fake_job(tmp_path / str(seed), "cleanup", "comm_influence", seed,
+                                  make_metrics(agent_rewards=rewards, extra=infl)))
+    pairs = influence_reward_pairs(discover(jobs), 50)
+    assert len(pairs) == 20
+    rho, p, n = spearman(pairs)
+    assert rho == pytest.approx(1.0) and n == 20
+
+
+# ---------------------------------------------------------------------------- end to end
+def _full_sweep(root: Path) -> None:
+    """Both games, every Table 4 model plus the ablations, 3 seeds, comm metrics and eval files."""
+    rng = np.random.default_rng(0)
+    models = ["extrinsic", "visible", "influence", "comm", "comm_influence", "moa", "moa_influence",
+              "inequity_aversion", "collective"]
+    for env in ("cleanup", "harvest"):
+        for m_i, reward in enumerate(models):
+            for seed in range(3):
+                rewards = list(10.0 + m_i + rng.normal(0, 1, 5))
+                extra = {"influence_mean": 0.1}
+                if reward.startswith("comm"):
+                    extra.update({"speaker_consistency": 0.5, "ic_symbol_action": 0.1, "ic_action_action": 0.2,
+                                  "ic_symbol_action_influential": 0.3, "ic_action_action_influential": 0.4,
+                                  "influential_moment_frac": 0.08})
+                    extra.update({f"influence_{k}_{j}": 0.01 * rewards[j] for k in range(5) for j in range(5) if k != j})
+                df = make_metrics(steps=40, interval=50.0, agent_rewards=rewards, extra=extra)
+                df["collective_reward"] += rng.normal(0, 1, len(df))
+                make_fake_job(root / env / reward / str(seed), env, reward, seed, df)
+    make_fake_job(root / "harvest" / "extrinsic" / "9", "harvest", "extrinsic", 9,
+                  make_metrics(agent_rewards=[30, 30, 30, 30, 0]))
+    make_fake_job(root / "cleanup" / "extrinsic" / "8", "cleanup", "extrinsic", 8, make_metrics(),
+                  summary={"status": "failed", "error": "boom"})
+    for reward, opened in (("extrinsic", 0), ("influence", 1)):
+        job = make_fake_job(root / "box" / reward, "box_trapped", reward, 0,
+                            make_metrics(agent_rewards=[1, 1], extra={"box_opened": float(opened)}))
+        (job / "eval").mkdir()
+        pd.DataFrame([{"episode": e, "t": t, "agent": a, "action": 7 if (opened and t == 1 and a == 0) else 0,
+                       "open_box": int(opened and t == 1 and a == 0), "influence": 0.5 if t == 1 else 0.01}
+                      for e in range(3) for t in range(5) for a in range(2)]).to_csv(job / "eval" / "box_trapped.csv",
+                                                                                     index=False)
+        pd.DataFrame([{"env": "cleanup", "num_cooperators": n, "role": role, "payoff": n + (2 if role == "defector" else 0)}
+                      for n in range(5) for role in ("cooperator", "defector")]).to_csv(job / "eval" / "schelling.csv",
+                                                                                       index=False)
+
+
+def test_cli_end_to_end(tmp_path: Path) -> None:
+    _full_sweep(tmp_path / "sweep")
+    out = tmp_path / "out"
+    code = main([str(tmp_path / "sweep"), "--out", str(out), "--exclude-harvest-failures",
+                 "--bootstrap-reps", "100", "--window", "20"])
+    assert code == 0
+    report = (out / "report.md").read_text()
+    assert "1 failed" in report and "boom" in report
+    assert "**Applied**" in report and "| yes | reward_agent_4 final return 0 ≤ 1 |" in report
+    for name in ("table1", "table2", "table3", "table4", "settings", "rliable", "box_trapped"):
+        assert (out / "tables" / f"{name}.md").stat().st_size > 0
+        assert (out / "tables" / f"{name}.tex").stat().st_size > 0
+    for name in ("collective_basic", "collective_comm", "collective_moa", "equality_weighted_basic",
+                 "top5_basic", "prosocial_collective", "comm_metrics", "influence_reward_correlation",
+                 "box_trapped_open_box", "box_trapped_influence", "schelling", "rliable", "collective_box_trapped"):
+        for ext in ("png", "pdf"):
+            path = out / "figures" / f"{name}.{ext}"
+            assert path.stat().st_size > 1000, path
+            assert f"figures/{name}.{ext}" in report or ext == "png"
+    assert "logging interval 50 agent steps exceeds the sliding window 20" in report
+    finals = pd.read_csv(out / "tables" / "finals.csv")
+    assert 9 not in finals[finals.env == "harvest"].seed.tolist()  # excluded
+    assert "100%" in (out / "tables" / "box_trapped.md").read_text()
+
+
+def test_exclusion_is_reported_but_not_applied_by_default(tmp_path: Path) -> None:
+    make_fake_job(tmp_path / "s" / "0", "harvest", "extrinsic", 0, make_metrics(agent_rewards=[30, 30, 0]))
+    report = analyse([tmp_path / "s"], tmp_path / "out", Options(bootstrap_reps=50)).read_text()
+    assert "**Not applied**" in report and "| yes |" in report
+    assert pd.read_csv(tmp_path / "out" / "tables" / "finals.csv").seed.tolist() == [0]
+
+
+def test_cli_without_runs_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no job folders" in capsys.readouterr().err
+
+
+def test_analysis_never_imports_training_code() -> None:
+    code = ("import sys, analysis.__main__, analysis.figures, analysis.report; "
+            "bad = [m for m in sys.modules if m == 'torch' or m == 'si' or m.startswith(('si.', 'torch.'))]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_wandb_runs_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class FakeRun:
+        id, state, summary = "abc", "finished", {"status": "complete"}
+        config = {"env.name": "cleanup", "reward": {"name": "extrinsic"}, "seed": 3, "_wandb": {}}
+
+        def scan_history(self) -> list[dict[str, float]]:
+            return [{"_step": i, "agent_steps": 10.0 * (i + 1), "collective_reward": 5.0} for i in range(4)]
+
+    class FakeApi:
+        def runs(self, project: str) -> list[FakeRun]:
+            assert project == "me/proj"
+            return [FakeRun()]
+
+    monkeypatch.setitem(sys.modules, "wandb", type(sys)("wandb"))
+    monkeypatch.setattr(sys.modules["wandb"], "Api", FakeApi, raising=False)
+    assert main(["--wandb", "me/proj", "--out", str(tmp_path / "out"), "--bootstrap-reps", "20"]) == 0
+    finals = pd.read_csv(tmp_path / "out" / "tables" / "finals.csv")
+    assert finals[["env", "reward", "seed", "collective_reward"]].values.tolist() == [["cleanup", "extrinsic", 3, 5.0]]
+
+
+def test_rliable_interval_estimates() -> None:
+    """The real `rliable.library.get_interval_estimates` call: IQM and probability of improvement
+    with percentile stratified-bootstrap CIs, reproducible for a fixed seed."""
+    x = np.arange(1.0, 9.0)[:, None]  # 8 runs × 1 task
+    out = interval_estimates({"a": x}, "iqm", reps=200, confidence=0.9, seed=0)
+    point, lo, hi = out["a"]
+    assert point == pytest.approx(4.5)  # mean of the middle half 3..6
+    assert 1.0 <= lo < point < hi <= 8.0
+    assert interval_estimates({"a": x}, "iqm", reps=200, confidence=0.9, seed=0) == out
+    out = interval_estimates({"a>b": (x, x - 10), "b>a": (x - 10, x)}, "probability_of_improvement",
+                             reps=50, confidence=0.9, seed=0)
+    assert out["a>b"] == pytest.approx((1.0, 1.0, 1.0))
+    assert out["b>a"] == pytest.approx((0.0, 0.0, 0.0))

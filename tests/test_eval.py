@@ -1,0 +1,109 @@
+"""Checkpoint evaluators (`si.eval`) on real tiny Box trapped job folders trained in-process."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from si.config import register_configs
+from si.eval import box_trapped, load_job, schelling
+from si.eval.__main__ import main
+from si.train.run import run
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+TINY = ("env=box_trapped", "budget=tiny", "budget.agent_steps=400", "budget.log_every=200",
+        "budget.checkpoint_every=200", "optim.rollout_len=25", "model.lstm_size=16", "logger=none", "device=cpu",
+        "threads=1")
+
+
+def _train(job_dir: Path, reward: str) -> Path:
+    """Train a tiny job in-process and save its resolved config as launch/main.py does."""
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", overrides=[f"reward={reward}", *TINY])
+    OmegaConf.resolve(cfg)
+    (job_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, job_dir / ".hydra" / "config.yaml", resolve=True)
+    run(cfg, job_dir)
+    return job_dir
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """An influence run and a `visible` run (A3C with the same model, so Schelling can mix them).
+    One torch thread (tiny batches on shared cores), restored afterwards."""
+    threads = torch.get_num_threads()
+    root = tmp_path_factory.mktemp("jobs")
+    yield {r: _train(root / r, r) for r in ("influence", "visible")}
+    torch.set_num_threads(threads)
+
+
+def test_box_trapped_csv(jobs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["box-trapped", str(jobs["influence"]), "--episodes", "6", "--threads", "1"]) == 0
+    assert "box opened in" in capsys.readouterr().out
+    df = pd.read_csv(jobs["influence"] / "eval" / "box_trapped.csv")
+    assert tuple(df.columns) == box_trapped.COLUMNS
+    horizon, n = 100, 2
+    assert len(df) == 6 * horizon * n
+    assert set(df.episode) == set(range(6)) and set(df.t) == set(range(horizon)) and set(df.agent) == {0, 1}
+    assert df.action.between(0, 8).all() and set(df.open_box) <= {0, 1}
+    assert (df[df.open_box == 1].agent == 0).all()  # only agent 0 can open
+    assert (df[df.open_box == 1].action == 8).all()
+    assert (df.groupby("episode").open_box.sum() <= 1).all()  # the door opens at most once
+    assert np.isfinite(df.influence).all()
+    assert (df[df.agent == 1].influence == 0).all()  # agent 1 is an influencee (K = 1)
+
+
+def test_box_trapped_reproducible_and_nan_without_influence(jobs: dict[str, Path]) -> None:
+    a = box_trapped.evaluate(jobs["influence"], episodes=3, seed=5)
+    b = box_trapped.evaluate(jobs["influence"], episodes=3, seed=5)
+    pd.testing.assert_frame_equal(a, b)
+    df = box_trapped.evaluate(jobs["visible"], episodes=2)
+    assert df.influence.isna().all() and len(df) == 2 * 100 * 2
+
+
+def test_mix_agents_takes_agent_slices(jobs: dict[str, Path]) -> None:
+    coop, defect = load_job(jobs["influence"]).model_state, load_job(jobs["visible"]).model_state
+    mixed = schelling.mix_agents(coop, defect, [False, True])
+    conv = mixed["conv.weight"]  # grouped conv: N·C_out rows, agent-major
+    c_out = conv.shape[0] // 2
+    assert torch.equal(conv[:c_out], defect["conv.weight"][:c_out])
+    assert torch.equal(conv[c_out:], coop["conv.weight"][c_out:])
+    for key, t in mixed.items():
+        assert torch.equal(t.view(2, -1)[0], defect[key].view(2, -1)[0]), key
+        assert torch.equal(t.view(2, -1)[1], coop[key].view(2, -1)[1]), key
+
+
+def test_schelling_csv(jobs: dict[str, Path]) -> None:
+    assert main(["schelling", str(jobs["influence"]), str(jobs["visible"]), "--episodes", "3", "--threads", "1"]) == 0
+    df = pd.read_csv(jobs["influence"] / "eval" / "schelling.csv")
+    assert tuple(df.columns) == schelling.COLUMNS
+    n = 2
+    assert len(df) == n * 2 * 3  # N cooperator counts × 2 roles × episodes
+    assert set(df.env) == {"box_trapped"} and set(df.num_cooperators) == set(range(n))
+    assert df.groupby(["num_cooperators", "role"]).size().eq(3).all()
+    assert df.payoff.map(math.isfinite).all()
+
+
+def test_schelling_rejects_different_model(jobs: dict[str, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "other"
+    (other / ".hydra").mkdir(parents=True)
+    (other / "checkpoints").mkdir()
+    (other / "checkpoints" / "last.pt").symlink_to(jobs["visible"] / "checkpoints" / "last.pt")
+    cfg = yaml.safe_load((jobs["visible"] / ".hydra" / "config.yaml").read_text())
+    cfg["model"]["lstm_size"] = 32
+    (other / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ValueError, match="model config"):
+        schelling.evaluate(jobs["influence"], other, episodes=1)
+    assert main(["schelling", str(jobs["influence"]), str(tmp_path / "missing")]) == 2
+    assert "not a trained job folder" in capsys.readouterr().err
