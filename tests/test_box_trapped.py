@@ -48,6 +48,16 @@ def test_open_box_only_by_agent_0_next_to_door() -> None:
     assert env.pos[0, 1] == above
 
 
+def test_trapped_agent_can_leave_in_the_step_the_door_opens() -> None:
+    """OPEN_BOX acts before moves (env_version 2): a simultaneous MOVE_UP takes the door cell."""
+    env = make_env("box_trapped", 1, 2)
+    env.reset(seed=0)
+    env.pos[0, 0] = int(env.door_neighbours[0])
+    env.orient[0] = torch.tensor([0, 0])  # facing up: MOVE_UP is towards the door
+    stepper(env, OPEN_BOX, MOVE_UP)
+    assert env.door_open.all() and env.pos[0, 1] == env.door_cell
+
+
 def test_door_drawn_and_reset_closes_it() -> None:
     env = make_env("box_trapped", 2, 2, horizon=3)
     env.reset(seed=1)

@@ -64,8 +64,10 @@ def test_action_counterfactuals_match_recomputing_with_each_action():
     actual = act_in[:, 2, :2]  # what agent 2 sees in slots 0, 1; rows 0, 1 see the same values below
     act_in[:, :, 0], act_in[:, :, 1] = actual[:, :1], actual[:, 1:]
     _, gates = _policy_probs(m, feat, state, act_in)
-    p_cf = m.counterfactual_policy(gates, state["c"], "action_in", slots, actual)
+    p_cf = m.counterfactual_policy(gates, state["c"], "action_in", slots, actual, torch.arange(N))
     assert p_cf.shape == (B, 2, A, N, A)
+    only_2 = m.counterfactual_policy(gates, state["c"], "action_in", slots, actual, torch.tensor([2]))
+    torch.testing.assert_close(only_2, p_cf[:, :, :, 2:])
     for k in range(2):
         for a in range(A):
             brute = act_in.clone()
@@ -81,7 +83,7 @@ def test_symbol_counterfactuals_match_recomputing_with_each_symbol():
     feat, _ = m.encode(_obs())
     msgs = torch.randint(0, v, (B, N))
     _, gates = _policy_probs(m, feat, state, None, msgs)
-    p_cf = m.counterfactual_policy(gates, state["c"], "message_in", torch.arange(N), msgs)
+    p_cf = m.counterfactual_policy(gates, state["c"], "message_in", torch.arange(N), msgs, torch.arange(N))
     for k in range(N):
         for s in range(v):
             brute = msgs.clone()

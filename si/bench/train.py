@@ -46,10 +46,13 @@ def main(argv: list[str]) -> None:
     p.add_argument("--num-envs", type=int, default=64)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch default")
     p.add_argument("--rewards", default=",".join(REWARD_NAMES), help="comma-separated reward variants")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. optim.rollout_len=100")
     args = p.parse_args(argv)
     register_configs()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     rewards = args.rewards.split(",")
     if "extrinsic" not in rewards:
         rewards.insert(0, "extrinsic")

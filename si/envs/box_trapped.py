@@ -9,6 +9,9 @@ that opens it, apples lie outside). The rules we chose (docs/box_trapped.md):
 * Only agent 0 can open the box: ``OPEN_BOX`` opens the door when agent 0 stands on a cell
   4-adjacent to the door (the only one is the cell above it). For anyone else, or elsewhere, it is
   a no-op (like STAY, it reserves nothing in movement, like FIRE). Opening costs and pays nothing.
+  The door opens *before* the moves of that step, so the trapped agent can leave in the same
+  step: its best action depends on the opener's simultaneous action, which is what the basic
+  influence reward (Eq 1, same-step counterfactuals) can measure.
 * A closed door is a wall for movement and beams and is drawn brown; an open door is floor. It
   stays open until the episode ends.
 * Apples are inexhaustible: every ``A`` cell without apple and agent regrows with probability
@@ -39,6 +42,7 @@ class BoxTrappedEnv(GridWorld):
     """Batched Box trapped; 9 actions (Harvest's 8 plus OPEN_BOX)."""
 
     name = "box_trapped"
+    env_version = "2"
     extra_chars = "ATD"
     action_names = (*BASE_ACTION_NAMES, "OPEN_BOX")
     _state_names = (*GridWorld._state_names, "door_open")
@@ -90,14 +94,14 @@ class BoxTrappedEnv(GridWorld):
         closed = (cells == self.door_cell) & ~self.door_open.view(-1, *([1] * (cells.dim() - 1)))
         return self.wall[cells] | closed
 
-    def _special_actions(self, actions: Tensor, occ: Tensor) -> tuple[Tensor, None]:
-        """OPEN_BOX by agent 0 next to the closed door opens it."""
+    def _before_moves(self, actions: Tensor) -> None:
+        """OPEN_BOX by agent 0 next to the closed door opens it before anyone moves, so the
+        trapped agent can walk out in the same step (its action then depends on the opener's)."""
         at_door = (self.pos[:, OPENER, None] == self.door_neighbours).any(1)
         opens = (actions[:, OPENER] == OPEN_BOX) & at_door & ~self.door_open
         self.door_open = self.door_open | opens
         self._opened = torch.zeros(self.num_envs, self.num_agents, device=self.device)
         self._opened[:, OPENER] = opens.to(torch.float32)
-        return torch.zeros(self.num_envs, self.num_agents, device=self.device), None
 
     def _spawn(self, occ: Tensor) -> None:
         free = ~self.apples[:, self.apple_cells] & (occ[:, self.apple_cells] == 0)

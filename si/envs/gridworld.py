@@ -106,6 +106,8 @@ class GridWorld:
     """Shared machinery of Harvest, Cleanup and Box trapped (subclasses add the game rules)."""
 
     name = "gridworld"
+    env_version = ENV_VERSION
+    """Rule version, recorded in summary.json; bumped on every rule change (docs/envs.md changelog)."""
     action_names: tuple[str, ...] = BASE_ACTION_NAMES
     extra_chars = ""
     """Map characters the subclass understands besides '@', 'P', ' '."""
@@ -135,7 +137,6 @@ class GridWorld:
         self.rows = tuple(rows)
         self.num_actions = len(self.action_names)
         self.obs_shape = (SIDE, SIDE, 3)
-        self.env_version = ENV_VERSION
         self.validate_actions = True
         """Check actions in ``step`` (one host sync; switch off inside CUDA graphs)."""
 
@@ -319,6 +320,7 @@ class GridWorld:
         self.check_actions(actions)
         self._ctr.add_(1)
         b, n = self.num_envs, self.num_agents
+        self._before_moves(actions)
         # turns and moves (ME.update_moves)
         self.orient = (self.orient + self.turn[actions]) % 4
         target = self.pos + self.move_delta[actions, self.orient]
@@ -353,6 +355,9 @@ class GridWorld:
             visible=self._visible(),
             stats=stats,
         )
+
+    def _before_moves(self, actions: Tensor) -> None:
+        """Game actions that take effect before anyone moves (Box trapped's OPEN_BOX)."""
 
     def _special_actions(self, actions: Tensor, occ: Tensor) -> tuple[Tensor, Tensor | None]:
         """Game actions beyond FIRE (CLEAN, OPEN_BOX): returns (cleaned (B,N), clean beam cells or None)."""

@@ -116,22 +116,24 @@ class ActorCritic(nn.Module):
     def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """``obs (…, N, 15, 15, 3)`` uint8 → (FC features ``(…, N, F)``, conv features ``(…, N, C·H·W)``)."""
         lead = obs.shape[:-4]
-        x = obs.reshape(-1, *obs.shape[-4:]).permute(0, 1, 4, 2, 3).float().div_(255.0)
+        x = obs.reshape(-1, *obs.shape[-4:]).float().div_(255.0)  # (M, N, H, W, C)
         conv = F.relu(self.conv(x)).flatten(2)
         conv = conv.view(*lead, *conv.shape[1:])
         return self._run_mlp(self.fc, conv), conv
 
     # ----------------------------------------------------------------- policy core
-    def base_gates(self, feat: Tensor, h: Tensor, msg_in: Tensor | None) -> Tensor:
-        """LSTM gate pre-activations without the visible-actions term.
-
-        ``msg_in (…, N)``: every agent's previous symbol, seen by all agents (comm models only).
-        """
-        gates = self.lstm.preact(feat, h)
+    def input_gates(self, feat: Tensor, msg_in: Tensor | None) -> Tensor:
+        """Non-recurrent LSTM gate terms (features, and messages for comm models); any leading dims,
+        so a whole rollout is done in one call.  ``msg_in (…, N)``: every agent's previous symbol."""
+        gates = self.lstm.input(feat)
         if self.comm:
             msgs = msg_in.unsqueeze(-2).expand(*msg_in.shape[:-1], self.num_agents, self.num_agents)
             gates = gates + self.message_in(msgs)
         return gates
+
+    def base_gates(self, feat: Tensor, h: Tensor, msg_in: Tensor | None) -> Tensor:
+        """LSTM gate pre-activations of one step without the visible-actions term."""
+        return self.input_gates(feat, msg_in) + self.lstm.recurrent(h)
 
     def action_term(self, act_in: Tensor | None) -> Tensor | float:
         """Visible-actions gate term; ``act_in (…, N, N)``: action shown in slot ``m`` to agent ``n``
@@ -152,29 +154,33 @@ class ActorCritic(nn.Module):
         return self.heads(h), {**state, "h": h, "c": c}
 
     def counterfactual_policy(
-        self, gates: Tensor, c: Tensor, embedding: str, slots: Tensor, actual: Tensor
+        self, gates: Tensor, c: Tensor, embedding: str, slots: Tensor, actual: Tensor, targets: Tensor
     ) -> Tensor:
-        """Action distributions of every agent under every counterfactual value of some input slots.
+        """Action distributions of some agents under every counterfactual value of some input slots.
 
         ``gates (B, N, 4H)`` and ``c (B, N, H)`` are the actual step's; ``embedding`` is
         ``"action_in"`` or ``"message_in"``; ``slots (K,)`` the agents whose shown action/symbol
-        is replaced, ``actual (B, K)`` their actual values.  Returns ``p (B, K, V, N, A)``:
-        agent ``j``'s policy when slot ``slots[k]`` shows ``v`` (Eq 1–3 counterfactuals).
+        is replaced, ``actual (B, K)`` their actual values; ``targets (J,)`` the agents whose
+        policy is evaluated.  Returns ``p (B, K, V, J, A)``: agent ``targets[j]``'s policy when
+        slot ``slots[k]`` shows ``v`` (Eq 1–3 counterfactuals).
         """
-        w = getattr(self, embedding).masked_weight()[:, slots]  # (N, K, V, 4H)
-        w_cf = w.permute(1, 2, 0, 3)  # (K, V, N, 4H)
-        idx = actual.T[:, :, None, None].expand(-1, -1, w.shape[0], w.shape[-1])  # (K, B, N, 4H)
-        w_act = torch.gather(w.permute(1, 2, 0, 3), 1, idx).permute(1, 0, 2, 3)  # (B, K, N, 4H)
-        g = gates[:, None, None] + w_cf[None] - w_act[:, :, None]  # (B, K, V, N, 4H)
-        h, _ = self.lstm.cell(g, c[:, None, None])
-        return torch.softmax(self.policy(h), dim=-1)
+        w = getattr(self, embedding).masked_weight()[targets][:, slots].permute(1, 2, 0, 3)  # (K, V, J, 4H)
+        idx = actual.T[:, :, None, None].expand(-1, -1, w.shape[2], w.shape[3])  # (K, B, J, 4H)
+        w_act = torch.gather(w, 1, idx).transpose(0, 1)  # (B, K, J, 4H)
+        g = (gates[:, None, targets] - w_act)[:, :, None] + w  # (B, K, V, J, 4H)
+        h, _ = self.lstm.cell(g, c[:, None, None, targets])
+        return torch.softmax(self.policy(h, targets), dim=-1)
 
     # ----------------------------------------------------------------- model of other agents
-    def moa_gates(self, conv: Tensor, moa_h: Tensor, joint_actions: Tensor) -> Tensor:
-        """MOA gates from conv features, MOA state and the joint action ``a_t (…, N)`` (all agents)."""
+    def moa_input_gates(self, conv: Tensor, joint_actions: Tensor) -> Tensor:
+        """Non-recurrent MOA gate terms from conv features and the joint action ``a_t (…, N)``."""
         feat = self._run_mlp(self.moa_fc, conv)
         acts = joint_actions.unsqueeze(-2).expand(*joint_actions.shape[:-1], self.num_agents, self.num_agents)
-        return self.moa_lstm.preact(feat, moa_h) + self.moa_action_in(acts)
+        return self.moa_lstm.input(feat) + self.moa_action_in(acts)
+
+    def moa_gates(self, conv: Tensor, moa_h: Tensor, joint_actions: Tensor) -> Tensor:
+        """MOA gates of one step (adds the recurrent term to :meth:`moa_input_gates`)."""
+        return self.moa_input_gates(conv, joint_actions) + self.moa_lstm.recurrent(moa_h)
 
     def moa_logits(self, h: Tensor) -> Tensor:
         """``(…, N, H)`` → predicted next-action logits ``(…, N, N, A)`` of every agent."""

@@ -28,20 +28,25 @@ class StackedLinear(nn.Module):
         self.weight = nn.Parameter(_uniform_(torch.empty(num_agents, in_features, out_features), in_features))
         self.bias = nn.Parameter(_uniform_(torch.empty(num_agents, out_features), in_features)) if bias else None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, agents: Tensor | None = None) -> Tensor:
+        """``x (…, N, in)``; with ``agents (J,)`` the agent dim holds only those agents' inputs."""
+        weight = self.weight if agents is None else self.weight[agents]
         lead, n = x.shape[:-2], x.shape[-2]
         xs = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # (N, M, in)
         if self.bias is None:
-            y = torch.bmm(xs, self.weight)
+            y = torch.bmm(xs, weight)
         else:
-            y = torch.baddbmm(self.bias[:, None], xs, self.weight)
+            bias = self.bias if agents is None else self.bias[agents]
+            y = torch.baddbmm(bias[:, None], xs, weight)
         return y.transpose(0, 1).reshape(*lead, n, -1)
 
 
 class StackedConv(nn.Module):
     """One ``Conv2d`` per agent (valid padding), run as a grouped convolution.
 
-    Input ``(M, N, C, H, W)`` → output ``(M, N, C_out, H', W')``.
+    Input channels-last ``(M, N, H, W, C)`` (the observation layout) → output
+    ``(M, N, C_out, H', W')``.  The input is viewed as a channels-last ``(M, N·C, H, W)``
+    batch without a copy, which is also the faster layout for the CPU convolution.
     """
 
     def __init__(self, num_agents: int, in_channels: int, out_channels: int, kernel: int, stride: int = 1):
@@ -52,17 +57,19 @@ class StackedConv(nn.Module):
         self.bias = nn.Parameter(_uniform_(torch.empty(num_agents * out_channels), fan_in))
 
     def forward(self, x: Tensor) -> Tensor:
-        m, n, c, h, w = x.shape
-        y = F.conv2d(x.reshape(m, n * c, h, w), self.weight, self.bias, self.stride, groups=self.num_agents)
+        m, n, h, w, c = x.shape
+        x = x.permute(0, 2, 3, 1, 4).reshape(m, h, w, n * c).permute(0, 3, 1, 2)
+        y = F.conv2d(x, self.weight, self.bias, self.stride, groups=self.num_agents)
         return y.view(m, n, -1, y.shape[-2], y.shape[-1])
 
 
 class StackedLSTMCell(nn.Module):
     """Per-agent LSTM cell split into its parts so counterfactual inputs stay cheap.
 
-    ``preact(x, h)`` computes ``x W_x + h W_h + b`` (gate order i, f, g, o as in ``nn.LSTMCell``);
-    extra additive input terms (one-hot actions or symbols, see :class:`StackedEmbedding`) are
-    added to it before :meth:`cell` applies the nonlinearities.
+    Gate pre-activations are ``input(x) + recurrent(h)`` = ``x W_x + b + h W_h`` (gate order
+    i, f, g, o as in ``nn.LSTMCell``); the input part can be computed for a whole sequence at
+    once, and extra additive terms (one-hot actions or symbols, see :class:`StackedEmbedding`)
+    are added before :meth:`cell` applies the nonlinearities.
     """
 
     def __init__(self, num_agents: int, input_size: int, hidden_size: int):
@@ -72,9 +79,6 @@ class StackedLSTMCell(nn.Module):
         self.recurrent = StackedLinear(num_agents, hidden_size, 4 * hidden_size, bias=False)
         _uniform_(self.input.weight.data, hidden_size)
         _uniform_(self.input.bias.data, hidden_size)
-
-    def preact(self, x: Tensor, h: Tensor) -> Tensor:
-        return self.input(x) + self.recurrent(h)
 
     @staticmethod
     def cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:

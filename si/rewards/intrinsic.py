@@ -32,11 +32,13 @@ def action_influence(
 ) -> Tensor:
     """Basic (centralised) influence, Eq 1/3: influencers ``0..K-1`` act first; the influencees'
     ``gates`` already include the influencers' current actions. ``influencer_probs (B, K, A)``."""
-    slots = torch.arange(num_influencers, device=gates.device)
-    p_cf = model.counterfactual_policy(gates, c, "action_in", slots, actions[:, :num_influencers])
-    m = _pairwise(p_cf, influencer_probs, actions[:, :num_influencers], measure, actions)
+    k = num_influencers
+    slots = torch.arange(k, device=gates.device)
+    influencees = torch.arange(k, model.num_agents, device=gates.device)
+    p_cf = model.counterfactual_policy(gates, c, "action_in", slots, actions[:, :k], influencees)
+    m = _pairwise(p_cf, influencer_probs, actions[:, :k], measure, actions[:, k:])
     out = torch.zeros(actions.shape[0], model.num_agents, model.num_agents, device=gates.device)
-    out[:, :num_influencers, num_influencers:] = m[:, :, num_influencers:]
+    out[:, :k, k:] = m
     return out
 
 
@@ -50,8 +52,8 @@ def symbol_influence(
     ``prev_symbol_probs (B, N, V)`` is each speaker's π_m at ``t-1``, the counterfactual prior.
     """
     n = model.num_agents
-    slots = torch.arange(n, device=gates.device)
-    p_cf = model.counterfactual_policy(gates, c, "message_in", slots, prev_symbols)
+    everyone = torch.arange(n, device=gates.device)
+    p_cf = model.counterfactual_policy(gates, c, "message_in", everyone, prev_symbols, everyone)
     m = _pairwise(p_cf, prev_symbol_probs, prev_symbols, measure, actions)
     return m * (~torch.eye(n, dtype=torch.bool, device=m.device))
 

@@ -261,24 +261,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ learning
     def _unroll(self, roll: dict) -> dict[str, Tensor]:
-        """Recompute the rollout with gradients from its initial state (truncated BPTT)."""
+        """Recompute the rollout with gradients from its initial state (truncated BPTT).
+
+        Everything but the recurrence runs on the whole ``(T, B, …)`` rollout at once; the loop
+        over ``t`` only adds the recurrent term and applies the LSTM cell.
+        """
         m = self.model
         feat, conv = m.encode(roll["obs"])
+        x = (m.input_gates(feat, roll.get("prev_symbols")) + m.action_term(roll["act_in"])).unbind(0)
+        mx = m.moa_input_gates(conv, roll["actions"]).unbind(0) if m.moa else None
         state = roll["init_state"]
-        outs: dict[str, list[Tensor]] = {"logits": [], "values": [], "comm_logits": [], "comm_values": [], "moa_logits": []}
-        for t in range(roll["obs"].shape[0]):
+        hs, moa_hs = [], []
+        for t in range(len(x)):
             state = m.reset_state(state, roll["first"][t])
-            gates = m.base_gates(feat[t], state["h"], roll["prev_symbols"][t] if m.comm else None)
-            pol, state = m.policy_step(gates + m.action_term(roll["act_in"][t]), state)
-            outs["logits"].append(pol.logits)
-            outs["values"].append(pol.value)
-            if m.comm:
-                outs["comm_logits"].append(pol.comm_logits)
-                outs["comm_values"].append(pol.comm_value)
+            h, c = m.lstm.cell(x[t] + m.lstm.recurrent(state["h"]), state["c"])
+            state = {**state, "h": h, "c": c}
+            hs.append(h)
             if m.moa:
-                moa_logits, state = m.moa_step(m.moa_gates(conv[t], state["moa_h"], roll["actions"][t]), state)
-                outs["moa_logits"].append(moa_logits)
-        return {k: torch.stack(v) for k, v in outs.items() if v}
+                mh, mc = m.moa_lstm.cell(mx[t] + m.moa_lstm.recurrent(state["moa_h"]), state["moa_c"])
+                state = {**state, "moa_h": mh, "moa_c": mc}
+                moa_hs.append(mh)
+        pol = m.heads(torch.stack(hs))
+        out = {"logits": pol.logits, "values": pol.value}
+        if m.comm:
+            out.update(comm_logits=pol.comm_logits, comm_values=pol.comm_value)
+        if m.moa:
+            out["moa_logits"] = m.moa_logits(torch.stack(moa_hs))
+        return out
 
     def _moa_loss(self, moa_logits: Tensor, roll: dict) -> tuple[Tensor, float]:
         """Cross-entropy of each agent's MOA against the others' actual next actions (§6).
