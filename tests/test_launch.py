@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from si.train.logging import run_id
+
 ROOT = Path(__file__).resolve().parents[1]
 # Small but real: the full Harvest map, 100-step episodes, 4 envs, 2,000 agent steps.
 FAST = ["env.horizon=100", "budget=tiny", "budget.agent_steps=2000", "budget.log_every=400",
@@ -53,6 +55,7 @@ def test_single_run_writes_job_folder_contract_and_wandb_offline(tmp_path):
     assert (job / "checkpoints" / "last.pt").exists()
     offline = list((job / "wandb").glob("offline-run-*"))
     assert offline and any(offline[0].glob("*.wandb")), "W&B offline run files must be written"
+    assert offline[0].name.endswith(run_id(job)), "the W&B id is derived from the job so requeues resume it"
     assert "agent-steps/s" in proc.stderr and "ETA" in proc.stderr
 
 
@@ -67,6 +70,15 @@ def test_used_by_sweep_runs_every_job_through_submitit_local(tmp_path):
         assert len(metrics(job)) == 5
     a, b = metrics(jobs[0]), metrics(jobs[1])
     assert not a["collective_reward"].equals(b["collective_reward"]), "seeds must differ"
+    # analysis reads the real sweep folders
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "analysis", str(sweep), "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (out / "report.md").read_text()
+    assert "4" in report and "harvest" in report
+    figures = list((out / "figures").glob("*.png"))
+    assert figures and all(f.stat().st_size > 1000 for f in figures)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -77,22 +89,29 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_resume_after_kill_equals_uninterrupted_run(tmp_path, sig):
-    args = ["reward=moa_influence", "env=harvest", *FAST, "logger=none"]
-    ref = tmp_path / "ref"
-    launch(*args, f"hydra.run.dir={ref}")
+RESUME_ARGS = ["reward=moa_influence", "env=harvest", *FAST, "logger=none"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> pd.DataFrame:
+    ref = tmp_path_factory.mktemp("ref") / "job"
+    launch(*RESUME_ARGS, f"hydra.run.dir={ref}")
+    return metrics(ref)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGUSR2])
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, sig, uninterrupted):
     job = tmp_path / "job"
-    proc = launch(*args, f"hydra.run.dir={job}", wait=False)
+    proc = launch(*RESUME_ARGS, f"hydra.run.dir={job}", wait=False)
     _wait_for(job / "checkpoints" / "last.pt", proc)
     proc.send_signal(sig)
     proc.wait(timeout=120)
     status = json.loads((job / "summary.json").read_text())["status"]
-    if sig == signal.SIGTERM:
+    if sig != signal.SIGKILL:  # preemption signals: checkpoint at the next iteration, then exit
         assert proc.returncode != 0 and status == "preempted"
     assert status != "complete", "the run must have been interrupted"
-    launch(*args, f"hydra.run.dir={job}")
-    got, want = metrics(job), metrics(ref)
-    assert list(got["agent_steps"]) == list(want["agent_steps"]), "no duplicated or missing rows"
-    pd.testing.assert_frame_equal(got.drop(columns=TIMING), want.drop(columns=TIMING))
+    launch(*RESUME_ARGS, f"hydra.run.dir={job}")
+    got = metrics(job)
+    assert list(got["agent_steps"]) == list(uninterrupted["agent_steps"]), "no duplicated or missing rows"
+    pd.testing.assert_frame_equal(got.drop(columns=TIMING), uninterrupted.drop(columns=TIMING))
     assert json.loads((job / "summary.json").read_text())["status"] == "complete"

@@ -1,27 +1,27 @@
-"""Box trapped (Jaques et al. 2019, appendix, Figs 11-13): releasing a trapped agent.
+"""Box trapped (Jaques et al. 2019, appendix 10.3, Figs 11-13): releasing a trapped agent.
 
-The paper gives only the idea (one agent starts trapped in a box, another has an extra action
-that opens it, apples lie outside). The rules we chose (docs/box_trapped.md):
+The paper gives only the idea (one agent starts trapped in a box, another has a special action
+that opens it, apples lie outside, and the influencer "usually chooses to open the box within the
+first few steps", Fig 12). The rules we chose (docs/box_trapped.md):
 
 * Actions: Harvest's 8 plus 8 ``OPEN_BOX`` for every agent (one shared action space), 9 in all.
 * Agent 1 starts inside the box, the single cell ``T`` closed by the door ``D``. Agent 0 and any
   further agents spawn on random ``P`` cells. Needs ``N >= 2``.
-* Only agent 0 can open the box: ``OPEN_BOX`` opens the door when agent 0 stands on a cell
-  4-adjacent to the door (the only one is the cell above it). For anyone else, or elsewhere, it is
-  a no-op (like STAY, it reserves nothing in movement, like FIRE). Opening costs and pays nothing.
-  The door opens *before* the moves of that step, so the trapped agent can leave in the same
-  step: its best action depends on the opener's simultaneous action, which is what the basic
-  influence reward (Eq 1, same-step counterfactuals) can measure.
-* A closed door is a wall for movement and beams and is drawn brown; an open door is floor. It
-  stays open until the episode ends.
+* Only agent 0 can open the box, from anywhere: ``OPEN_BOX`` opens the door **for that step
+  only**, before anyone moves, so the trapped agent gets out only by stepping into the doorway
+  in the same step (from the doorway it can walk on afterwards). For anyone else it is a no-op
+  (like FIRE, it reserves nothing in movement). Opening costs and pays nothing.
+* A closed door is a wall for movement and beams and is drawn brown; an agent standing in the
+  doorway can always leave it.
 * Apples are inexhaustible: every ``A`` cell without apple and agent regrows with probability
   ``APPLE_REGROW_PROB`` per step, independent of its neighbours. Eating gives +1; FIRE, hits and
   their rewards are Harvest's.
-* Stats add ``box_opened (B, N)``: 1 for agent 0 on the transition in which it opened the box.
+* Stats add ``box_opened (B, N)``: 1 for agent 0 on every transition in which it opened the box.
 
-Agent 0 has no extrinsic reason to open the box (the released agent only competes for apples);
-opening it changes the trapped agent's options and hence its actions, which the influence reward
-pays for.
+Agent 0 has no extrinsic reason to open the box (the released agent competes for the apples and
+opening costs a step). The trapped agent's best action, however, depends on agent 0's
+simultaneous action (step into the doorway exactly when it opens), so once it has learnt that,
+``OPEN_BOX`` has a large counterfactual influence on it (Eq 1), which the influence reward pays.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class BoxTrappedEnv(GridWorld):
     """Batched Box trapped; 9 actions (Harvest's 8 plus OPEN_BOX)."""
 
     name = "box_trapped"
-    env_version = "2"
+    env_version = "3"
     extra_chars = "ATD"
     action_names = (*BASE_ACTION_NAMES, "OPEN_BOX")
     _state_names = (*GridWorld._state_names, "door_open")
@@ -57,10 +57,6 @@ class BoxTrappedEnv(GridWorld):
             raise ValueError(f"map {self.map_name!r} needs exactly one 'T' and one 'D' cell")
         self.trap_cell = int(self.cells("T")[0])
         self.door_cell = int(self.cells("D")[0])
-        wp = self.padded_width
-        near = torch.tensor([self.door_cell - wp, self.door_cell + wp, self.door_cell - 1, self.door_cell + 1])
-        near = near[~self.wall.cpu()[near]]
-        self.door_neighbours = near[near != self.trap_cell].to(self.device)
         self.wall[self.door_cell] = False
         self.apple_cells = self.cells("A")
         self.door_open = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
@@ -95,11 +91,9 @@ class BoxTrappedEnv(GridWorld):
         return self.wall[cells] | closed
 
     def _before_moves(self, actions: Tensor) -> None:
-        """OPEN_BOX by agent 0 next to the closed door opens it before anyone moves, so the
-        trapped agent can walk out in the same step (its action then depends on the opener's)."""
-        at_door = (self.pos[:, OPENER, None] == self.door_neighbours).any(1)
-        opens = (actions[:, OPENER] == OPEN_BOX) & at_door & ~self.door_open
-        self.door_open = self.door_open | opens
+        """OPEN_BOX by agent 0 (anywhere) opens the door for this step, before anyone moves."""
+        opens = actions[:, OPENER] == OPEN_BOX
+        self.door_open = opens
         self._opened = torch.zeros(self.num_envs, self.num_agents, device=self.device)
         self._opened[:, OPENER] = opens.to(torch.float32)
 

@@ -1,0 +1,87 @@
+"""Trainer behaviour: learning lowers losses, gradient routing of the comm reward, MOA masking."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from si.config import register_configs
+from si.train.trainer import Budget, Trainer
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+register_configs()
+TINY = ["budget=tiny", "env.horizon=50", "budget.num_envs=8", "optim.rollout_len=25", "model.lstm_size=32",
+        "budget.agent_steps=100000", "logger=none"]
+
+
+def make(*overrides: str) -> Trainer:
+    torch.set_num_threads(1)
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", overrides=[*TINY, *overrides])
+    OmegaConf.resolve(cfg)
+    return Trainer(cfg)
+
+
+def _grads(trainer: Trainer, roll: dict) -> dict[str, torch.Tensor]:
+    trainer.update(roll)  # one optimiser step; read the gradients it used
+    return {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+
+
+def test_a_few_hundred_steps_of_training_lower_the_losses_on_cpu():
+    t = make("env=harvest", "reward=moa", "optim.lr_init=0.003", "optim.lr_end=0.003")
+    moa, value = [], []
+    for _ in range(24):  # 24 × 8 envs × 25 steps = 4,800 agent steps
+        roll = t.collect()
+        stats = t.update(roll)
+        t.iteration += 1
+        moa.append(stats["loss_moa"])
+        value.append(stats["loss_value"])
+    # the MOA starts at ln(8) (uniform over Harvest's 8 actions) and learns the others' policies
+    assert sum(moa[-4:]) / 4 < sum(moa[:4]) / 4 - 0.05, moa
+    assert sum(value[-4:]) / 4 < sum(value[:4]) / 4, value
+
+
+def test_environment_policy_gets_no_gradient_from_the_communication_influence():
+    t = make("env=harvest", "reward=comm_influence", "reward.beta=1.0")
+    roll = t.collect()
+    assert roll["influence"].abs().sum() > 0
+    state = {k: v.clone() for k, v in t.model.state_dict().items()}
+    base = _grads(t, roll)
+    t.model.load_state_dict(state)
+    shifted = dict(roll, comm_rewards=roll["comm_rewards"] + 100.0 * roll["influence"].sum(-1))
+    other = _grads(t, shifted)
+    torch.testing.assert_close(base["policy.weight"], other["policy.weight"])
+    torch.testing.assert_close(base["value.weight"], other["value.weight"])
+    assert not torch.allclose(base["comm_policy.weight"], other["comm_policy.weight"])
+
+
+@pytest.mark.parametrize("only_visible", [True, False])
+def test_moa_loss_masks_agents_out_of_view_when_only_when_visible(only_visible):
+    t = make("env=harvest", "reward=moa", f"optim.moa_only_when_visible={only_visible}")
+    roll = t.collect()
+    out = t._unroll(roll)
+    roll_hidden = dict(roll, visible=torch.zeros_like(roll["visible"]))
+    loss_all, _ = t._moa_loss(out["moa_logits"], roll)
+    loss_hidden, _ = t._moa_loss(out["moa_logits"], roll_hidden)
+    assert loss_all > 0
+    if only_visible:
+        assert loss_hidden == 0, "nobody in view: nothing to train on"
+    else:
+        assert loss_hidden == loss_all
+
+
+def test_ppo_option_trains():
+    t = make("env=harvest", "reward=extrinsic", "optim.algo=ppo", "optim.ppo_epochs=2")
+    before = [p.clone() for p in t.model.parameters()]
+    t.train_iteration()
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.model.parameters()))
+
+
+def test_budget_is_derived_once_and_scales_the_curriculum():
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", overrides=["env=harvest", "reward=influence", "budget=smoke"])
+    b = Budget.from_config(cfg)
+    assert b.agent_steps == b.iterations * b.steps_per_iter >= cfg.budget.agent_steps
+    assert b.curriculum_steps == pytest.approx(140e6 * b.agent_steps / 3e8)
