@@ -16,6 +16,7 @@ def test_trapped_agent_stays_in_box_until_opened() -> None:
     env = make_env("box_trapped", 32, 2)
     out = env.reset(seed=0)
     assert env.pos[:, 1].eq(env.trap_cell).all() and out.stats["box_opened"].sum() == 0
+    assert env.orient[:, 1].eq(0).all(), "the trapped agent faces the door"
     g = torch.Generator().manual_seed(0)
     for _ in range(50):
         a = torch.randint(0, env.num_actions, (32, 2), generator=g)

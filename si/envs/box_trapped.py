@@ -5,8 +5,8 @@ that opens it, apples lie outside, and the influencer "usually chooses to open t
 first few steps", Fig 12). The rules we chose (docs/box_trapped.md):
 
 * Actions: Harvest's 8 plus 8 ``OPEN_BOX`` for every agent (one shared action space), 9 in all.
-* Agent 1 starts inside the box, the single cell ``T`` closed by the door ``D``. Agent 0 and any
-  further agents spawn on random ``P`` cells. Needs ``N >= 2``.
+* Agent 1 starts inside the box, the single cell ``T`` closed by the door ``D``, facing the door.
+  Agent 0 and any further agents spawn on random ``P`` cells. Needs ``N >= 2``.
 * Only agent 0 can open the box, from anywhere: ``OPEN_BOX`` opens the door **for that step
   only**, before anyone moves, so the trapped agent gets out only by stepping into the doorway
   in the same step (from the doorway it can walk on afterwards). For anyone else it is a no-op
@@ -42,7 +42,7 @@ class BoxTrappedEnv(GridWorld):
     """Batched Box trapped; 9 actions (Harvest's 8 plus OPEN_BOX)."""
 
     name = "box_trapped"
-    env_version = "3"
+    env_version = "4"
     extra_chars = "ATD"
     action_names = (*BASE_ACTION_NAMES, "OPEN_BOX")
     _state_names = (*GridWorld._state_names, "door_open")
@@ -77,6 +77,7 @@ class BoxTrappedEnv(GridWorld):
         trap = torch.full_like(free[:, :1], self.trap_cell)
         self.pos = torch.cat([free[:, :TRAPPED], trap, free[:, TRAPPED:]], 1)
         self.orient = (self.uniform(1, self.num_agents) * 4).long()
+        self.orient[:, TRAPPED] = 0  # the trapped agent faces the door (UP): MOVE_UP leaves the box
         self.prev_actions = torch.full_like(self.pos, STAY)
         self.t = 0
         self._reset_world()
