@@ -26,37 +26,38 @@ def test_trapped_agent_stays_in_box_until_opened() -> None:
         assert out.stats["box_opened"].sum() == 0
 
 
-def test_only_agent_0_opens_and_only_for_that_step() -> None:
+def test_only_agent_0_opens_from_anywhere_and_the_door_stays_open() -> None:
     env = make_env("box_trapped", 1, 2)
     env.reset(seed=0)
-    env.orient[0] = torch.tensor([0, 0])  # facing up: MOVE_UP is towards the door
     out = stepper(env, STAY, OPEN_BOX)  # the trapped agent cannot open it
     assert not env.door_open.any() and out.stats["box_opened"].sum() == 0
-    out = stepper(env, OPEN_BOX, STAY)  # opened from anywhere, but nobody walks through
+    out = stepper(env, OPEN_BOX, STAY)
     assert env.door_open.all() and out.stats["box_opened"][0].tolist() == [1, 0] and out.reward.sum() == 0
-    out = stepper(env, STAY, MOVE_UP)  # the door closed again: the move is blocked
-    assert not env.door_open.any() and env.pos[0, 1] == env.trap_cell
+    out = stepper(env, OPEN_BOX, STAY)  # already open: not counted again
+    assert env.door_open.all() and out.stats["box_opened"].sum() == 0
 
 
-def test_trapped_agent_leaves_only_by_moving_in_the_step_the_door_opens() -> None:
+def test_door_opens_after_the_moves_of_its_step() -> None:
     env = make_env("box_trapped", 1, 2)
     env.reset(seed=0)
-    env.orient[0] = torch.tensor([0, 0])
-    out = stepper(env, OPEN_BOX, MOVE_UP)  # opens before moves: the trapped agent takes the doorway
-    assert env.pos[0, 1] == env.door_cell and out.stats["box_opened"][0, 0] == 1
-    stepper(env, STAY, MOVE_UP)  # the door is closed again but the agent in the doorway walks on
-    assert env.pos[0, 1] == env.door_cell - env.padded_width
-    stepper(env, STAY, MOVE_DOWN)  # and nobody walks back through a closed door
+    stepper(env, OPEN_BOX, MOVE_UP)  # the move is resolved while the door is still closed
+    assert env.pos[0, 1] == env.trap_cell
+    stepper(env, STAY, MOVE_UP)  # the trapped agent faces the door: MOVE_UP walks out
+    assert env.pos[0, 1] == env.door_cell
+    stepper(env, STAY, MOVE_UP)
     assert env.pos[0, 1] == env.door_cell - env.padded_width
 
 
-def test_door_drawn_open_only_in_the_step_it_opens() -> None:
+def test_door_drawn_and_reset_closes_it() -> None:
     env = make_env("box_trapped", 2, 2, horizon=3)
     env.reset(seed=1)
     r, c = env.rows_cols(torch.tensor(env.door_cell))
+    assert env.render_frame()[0, r, c].tolist() == [139, 69, 19]
     stepper(env, OPEN_BOX, STAY)
     assert env.render_frame()[0, r, c].tolist() == [0, 0, 0]
     stepper(env, STAY, STAY)
+    out = stepper(env, STAY, STAY)
+    assert out.done.all() and not env.door_open.any()
     assert env.render_frame()[0, r, c].tolist() == [139, 69, 19]
 
 
@@ -74,9 +75,9 @@ def test_box_trapped_needs_two_agents() -> None:
         make_env("box_trapped", 1, 1)
 
 
-def test_random_opener_opens_often_and_the_trapped_agent_rarely_escapes() -> None:
-    """Exploration finds OPEN_BOX (1/9 per step), but escaping needs the trapped agent's
-    simultaneous move, so random agents seldom get out."""
+def test_random_opener_releases_the_trapped_agent_early() -> None:
+    """Exploration meets OPEN_BOX early (1/9 per step): a random opener opens the box in almost
+    every 100-step episode, once."""
     env = make_env("box_trapped", 64, 2, horizon=100)
     env.reset(seed=0)
     g = torch.Generator().manual_seed(0)
@@ -85,6 +86,4 @@ def test_random_opener_opens_often_and_the_trapped_agent_rarely_escapes() -> Non
         out = env.step(torch.randint(0, env.num_actions, (64, 2), generator=g))
         opened += out.stats["box_opened"][:, 0]
         assert out.stats["box_opened"][:, 1].sum() == 0
-    assert 5 < opened.mean() < 17
-    escaped = (env.pos[:, 1] != env.trap_cell).float().mean()
-    assert 0 < escaped < 0.9
+    assert opened.max() == 1 and opened.mean() > 0.95

@@ -58,8 +58,7 @@ def test_box_trapped_csv(jobs: dict[str, Path], capsys: pytest.CaptureFixture[st
     assert df.action.between(0, 8).all() and set(df.open_box) <= {0, 1}
     assert (df[df.open_box == 1].agent == 0).all()  # only agent 0 can open
     assert (df[df.open_box == 1].action == 8).all()
-    opener = df[df.agent == 0]
-    assert (opener.open_box == (opener.action == 8)).all()  # OPEN_BOX opens the door from anywhere
+    assert (df.groupby("episode").open_box.sum() <= 1).all()  # the door opens at most once
     assert np.isfinite(df.influence).all()
     assert (df[df.agent == 1].influence == 0).all()  # agent 1 is an influencee (K = 1)
 

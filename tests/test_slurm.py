@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -187,3 +188,127 @@ def test_used_by_sweep_through_submitit_slurm(slurm_cluster, tmp_path):
             rows = list(csv.DictReader(f))
         assert rows, f"{metrics} has no rows"
         assert "agent_steps" in rows[0], f"{metrics} has no agent_steps column: {list(rows[0])}"
+
+
+# Preemption/requeue test: one job, long enough (about 20 s of training on the busy 2-CPU CI node)
+# that the signal lands well before the end, with a metrics row and a checkpoint every 400 steps.
+REQUEUE_STEPS = 8000
+REQUEUE_EVERY = 400
+REQUEUE_TIMEOUT_S = 240
+
+
+def _job_info(job_id: str) -> dict[str, str]:
+    """``scontrol show job -o`` as a dict (JobState, Reason, Restarts, ...); {} when unknown."""
+    out = _run(["scontrol", "show", "job", "-o", job_id]).stdout.strip().splitlines()
+    return dict(kv.split("=", 1) for kv in out[0].split() if "=" in kv) if out else {}
+
+
+@pytest.mark.skipif(not MAIN.exists(), reason="launch/main.py not written yet")
+def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(slurm_cluster, tmp_path):
+    """USR2 (what SLURM sends before a time limit or on preemption) -> checkpoint -> submitit
+    ``scontrol requeue`` -> the same Hydra job starts again in the same job dir and resumes."""
+    sweep = tmp_path / "sweep"
+    job_dir = sweep / "0_harvest-moa_influence-s0"
+    cmd = [
+        sys.executable, "launch/main.py", "-m",
+        "reward=moa_influence", "env=harvest", "seed=0",
+        "launcher=slurm", "budget=tiny", "logger=none",
+        "env.horizon=100", f"budget.agent_steps={REQUEUE_STEPS}",
+        f"budget.log_every={REQUEUE_EVERY}", f"budget.checkpoint_every={REQUEUE_EVERY}",
+        "optim.rollout_len=25", "threads=1",
+        "hydra.launcher.cpus_per_task=1", "hydra.launcher.max_num_timeout=3",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    out_path, err_path = tmp_path / "launcher.out", tmp_path / "launcher.err"
+    t0 = time.monotonic()
+    deadline = t0 + REQUEUE_TIMEOUT_S
+    timings: dict[str, float] = {}
+    with out_path.open("w") as out_f, err_path.open("w") as err_f:
+        launcher = subprocess.Popen(cmd, cwd=REPO, stdout=out_f, stderr=err_f, text=True)
+
+    def diagnostics() -> str:
+        queue = _run(["squeue", "-o", "%i %j %T %r"]).stdout
+        return (
+            f"timings {timings}\nsqueue:\n{queue}\nlauncher stdout:\n{out_path.read_text()[-3000:]}\n"
+            f"launcher stderr:\n{err_path.read_text()[-3000:]}\n{_submitit_logs(sweep)}"
+        )
+
+    def wait_for(what: str, cond, poll: float = 0.2):
+        while time.monotonic() < deadline:
+            value = cond()
+            if value:
+                timings[what] = round(time.monotonic() - t0, 1)
+                return value
+            if launcher.poll() is not None and what != "launcher exit":
+                pytest.fail(f"launcher exited ({launcher.returncode}) while waiting for {what}\n{diagnostics()}")
+            time.sleep(poll)
+        pytest.fail(f"timed out after {REQUEUE_TIMEOUT_S}s waiting for {what}\n{diagnostics()}")
+
+    def summary_status() -> str | None:
+        try:
+            return json.loads((job_dir / "summary.json").read_text()).get("status")
+        except (OSError, ValueError):
+            return None
+
+    try:
+        # 1. the job is running and has written its first checkpoint
+        wait_for("first checkpoint", lambda: (job_dir / "checkpoints" / "last.pt").exists())
+        subdirs = [p.name for p in (sweep / ".submitit").iterdir() if p.is_dir() and p.name[0].isdigit()]
+        assert len(subdirs) == 1, f"expected one submitit job folder, found {subdirs}"
+        job_id = subdirs[0]  # "123" for a single job, "123_0" for an array task; squeue/scancel take both
+        info = _job_info(job_id)
+        assert info.get("JobState") == "RUNNING" and info.get("Restarts") == "0", (
+            f"job {job_id} after its first checkpoint: {info}\n{diagnostics()}"
+        )
+        assert summary_status() == "running"
+
+        # 2. preempt it the way SLURM does: USR2 to the job's steps (the srun-launched python task).
+        # Not --batch/--full: the batch shell would die of USR2 and end the job without a requeue.
+        res = _run(["scancel", "--signal=USR2", job_id])
+        assert res.returncode == 0, f"scancel --signal=USR2 {job_id} failed: {res.stderr}"
+
+        # 3. trainer checkpoints + marks "preempted", submitit runs `scontrol requeue`: job PENDING again
+        wait_for("summary preempted", lambda: summary_status() in {"preempted", "complete"})
+        assert summary_status() == "preempted", f"job finished before the signal took effect\n{diagnostics()}"
+        def requeued() -> dict | None:
+            # Restarts counts requeues; the state passes RUNNING/COMPLETING before PENDING.
+            i = _job_info(job_id)
+            if i.get("Restarts", "0") == "0":
+                return None
+            return i if i.get("JobState") not in {"RUNNING", "COMPLETING"} or "CG" in i.get("Reason", "") else None
+
+        info = wait_for("requeued", requeued)
+        # A requeued job may not start before cred_expire (AuthInfo, default 120 s) has passed
+        # (PENDING, Reason=BeginTime).  Release it now so the test stays short; this only moves
+        # the begin time of the same job.
+        if info.get("JobState") == "PENDING" and info.get("Reason") == "BeginTime":
+            res = _run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
+            assert res.returncode == 0, f"could not release requeued job {job_id}: {res.stderr}"
+
+        # 4. the requeued job resumes and finishes; the launcher gets the result and exits 0
+        wait_for("launcher exit", lambda: launcher.poll() is not None, poll=0.5)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        _cancel_jobs_under(sweep)
+    sys.stderr.write(f"requeue test timings (s since launch): {timings}\n")
+
+    assert launcher.returncode == 0, f"launcher exit {launcher.returncode}\n{diagnostics()}"
+    summary = json.loads((job_dir / "summary.json").read_text())
+    assert summary.get("status") == "complete", f"summary {summary}"
+    assert summary.get("agent_steps") == REQUEUE_STEPS
+
+    logs = "\n".join(p.read_text(errors="replace") for p in sorted((sweep / ".submitit").rglob("*_log.*")))
+    assert f"Requeued job {job_id}" in logs, f"submitit did not requeue\n{diagnostics()}"
+    assert logs.count("Starting with JobEnvironment") == 2, f"expected 2 starts of job {job_id}\n{diagnostics()}"
+    saved = re.findall(r"checkpoint saved at ([\d,]+) agent steps", logs)
+    resumed = re.findall(r"resumed at ([\d,]+) agent steps", logs)
+    assert len(saved) == 1 and resumed == saved, f"saved at {saved}, resumed at {resumed}\n{diagnostics()}"
+    assert 0 < int(saved[0].replace(",", "")) < REQUEUE_STEPS
+
+    with (job_dir / "metrics.csv").open(newline="") as f:
+        steps = [int(float(r["agent_steps"])) for r in csv.DictReader(f)]
+    assert steps == list(range(REQUEUE_EVERY, REQUEUE_STEPS + 1, REQUEUE_EVERY)), (
+        f"metrics.csv agent_steps after requeue differ from an uninterrupted run: {steps}"
+    )

@@ -7,21 +7,19 @@ first few steps", Fig 12). The rules we chose (docs/box_trapped.md):
 * Actions: Harvest's 8 plus 8 ``OPEN_BOX`` for every agent (one shared action space), 9 in all.
 * Agent 1 starts inside the box, the single cell ``T`` closed by the door ``D``, facing the door.
   Agent 0 and any further agents spawn on random ``P`` cells. Needs ``N >= 2``.
-* Only agent 0 can open the box, from anywhere: ``OPEN_BOX`` opens the door **for that step
-  only**, before anyone moves, so the trapped agent gets out only by stepping into the doorway
-  in the same step (from the doorway it can walk on afterwards). For anyone else it is a no-op
+* Only agent 0 can open the box, from anywhere: ``OPEN_BOX`` opens the door after this step's
+  moves, and it stays open until the episode ends. For anyone else, or once open, it is a no-op
   (like FIRE, it reserves nothing in movement). Opening costs and pays nothing.
-* A closed door is a wall for movement and beams and is drawn brown; an agent standing in the
-  doorway can always leave it.
+* A closed door is a wall for movement and beams and is drawn brown; an open door is floor.
 * Apples are inexhaustible: every ``A`` cell without apple and agent regrows with probability
   ``APPLE_REGROW_PROB`` per step, independent of its neighbours. Eating gives +1; FIRE, hits and
   their rewards are Harvest's.
-* Stats add ``box_opened (B, N)``: 1 for agent 0 on every transition in which it opened the box.
+* Stats add ``box_opened (B, N)``: 1 for agent 0 on the transition in which it opened the box.
 
 Agent 0 has no extrinsic reason to open the box (the released agent competes for the apples and
-opening costs a step). The trapped agent's best action, however, depends on agent 0's
-simultaneous action (step into the doorway exactly when it opens), so once it has learnt that,
-``OPEN_BOX`` has a large counterfactual influence on it (Eq 1), which the influence reward pays.
+opening costs a step). Inside the closed box nothing the trapped agent does matters, while right
+after the door opens its next action is to walk out: agent 0's OPEN_BOX changes the trapped
+agent's *next* action, the influence a model of other agents measures (§6, Fig 8b).
 """
 
 from __future__ import annotations
@@ -42,7 +40,7 @@ class BoxTrappedEnv(GridWorld):
     """Batched Box trapped; 9 actions (Harvest's 8 plus OPEN_BOX)."""
 
     name = "box_trapped"
-    env_version = "4"
+    env_version = "5"
     extra_chars = "ATD"
     action_names = (*BASE_ACTION_NAMES, "OPEN_BOX")
     _state_names = (*GridWorld._state_names, "door_open")
@@ -91,12 +89,13 @@ class BoxTrappedEnv(GridWorld):
         closed = (cells == self.door_cell) & ~self.door_open.view(-1, *([1] * (cells.dim() - 1)))
         return self.wall[cells] | closed
 
-    def _before_moves(self, actions: Tensor) -> None:
-        """OPEN_BOX by agent 0 (anywhere) opens the door for this step, before anyone moves."""
-        opens = actions[:, OPENER] == OPEN_BOX
-        self.door_open = opens
+    def _special_actions(self, actions: Tensor, occ: Tensor) -> tuple[Tensor, None]:
+        """OPEN_BOX by agent 0 (anywhere) opens the closed door, after this step's moves."""
+        opens = (actions[:, OPENER] == OPEN_BOX) & ~self.door_open
+        self.door_open = self.door_open | opens
         self._opened = torch.zeros(self.num_envs, self.num_agents, device=self.device)
         self._opened[:, OPENER] = opens.to(torch.float32)
+        return torch.zeros(self.num_envs, self.num_agents, device=self.device), None
 
     def _spawn(self, occ: Tensor) -> None:
         free = ~self.apples[:, self.apple_cells] & (occ[:, self.apple_cells] == 0)

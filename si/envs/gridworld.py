@@ -320,7 +320,6 @@ class GridWorld:
         self.check_actions(actions)
         self._ctr.add_(1)
         b, n = self.num_envs, self.num_agents
-        self._before_moves(actions)
         # turns and moves (ME.update_moves)
         self.orient = (self.orient + self.turn[actions]) % 4
         target = self.pos + self.move_delta[actions, self.orient]
@@ -355,9 +354,6 @@ class GridWorld:
             visible=self._visible(),
             stats=stats,
         )
-
-    def _before_moves(self, actions: Tensor) -> None:
-        """Game actions that take effect before anyone moves (Box trapped's OPEN_BOX)."""
 
     def _special_actions(self, actions: Tensor, occ: Tensor) -> tuple[Tensor, Tensor | None]:
         """Game actions beyond FIRE (CLEAN, OPEN_BOX): returns (cleaned (B,N), clean beam cells or None)."""
