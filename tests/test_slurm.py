@@ -275,7 +275,13 @@ def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(slurm_cluster
             i = _job_info(job_id)
             if i.get("Restarts", "0") == "0":
                 return None
-            return i if i.get("JobState") not in {"RUNNING", "COMPLETING"} or "CG" in i.get("Reason", "") else None
+            if i.get("JobState") not in {"RUNNING", "COMPLETING"}:
+                return i
+            restarted = sum(
+                f.read_text(errors="replace").count("Starting with JobEnvironment")
+                for f in (sweep / ".submitit").rglob("*_log.err")
+            )
+            return i if restarted >= 2 else None  # already running again (short cred_expire)
 
         info = wait_for("requeued", requeued)
         # A requeued job may not start before cred_expire (AuthInfo, default 120 s) has passed

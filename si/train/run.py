@@ -75,10 +75,10 @@ class _StopRequest:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         prev = self.previous.get(self.signum)
-        if callable(prev):
+        if callable(prev):  # e.g. submitit's USR2 handler: requeue the job, then exit
             prev(self.signum, None)
-        else:
-            raise SystemExit(128 + int(self.signum))
+        # a handler that only logs (submitit's SIGTERM) must not turn a preemption into success
+        raise SystemExit(128 + int(self.signum))
 
     def restore(self) -> None:
         for sig, handler in self.previous.items():
