@@ -191,13 +191,9 @@ class GridWorld:
         dr = torch.arange(-VIEW, VIEW + 1)
         flat = dr[:, None] * wp + dr[None, :]
         self.view_offset = torch.stack([torch.rot90(flat, k).reshape(-1) for k in range(4)]).to(dev)
-        # view_index[orient * num_cells + cell]: the 225 cells of that view, one row gather per agent
-        cell = torch.arange(self.num_cells, device=dev)
-        table = (cell[None, :, None] + self.view_offset[:, None, :]).clamp_(0, self.dummy - 1)
-        self.view_index = table.reshape(4 * self.num_cells, SIDE * SIDE)
 
         self._env_ids = torch.arange(num_envs, device=dev)
-        self._agent_ids = torch.arange(1, num_agents + 1, device=dev)
+        self._agent_ids = torch.arange(1, num_agents + 1, dtype=torch.int16, device=dev)
         self._key = torch.zeros(num_envs, dtype=torch.int32, device=dev)
         self._ctr = torch.zeros((), dtype=torch.int32, device=dev)
         self._seed_keys(0)
@@ -368,8 +364,8 @@ class GridWorld:
 
     # ------------------------------------------------------------------ beams
     def _occupancy(self) -> Tensor:
-        """``(B, num_cells)`` int64: agent index + 1 on each occupied cell, else 0."""
-        occ = torch.zeros(self.num_envs, self.num_cells, dtype=torch.long, device=self.device)
+        """``(B, num_cells)`` int16: agent index + 1 on each occupied cell, else 0."""
+        occ = torch.zeros(self.num_envs, self.num_cells, dtype=torch.int16, device=self.device)
         return occ.scatter_(1, self.pos, self._agent_ids.expand(self.num_envs, -1))
 
     def beam_cells(self) -> Tensor:
@@ -396,7 +392,7 @@ class GridWorld:
         flat = cells.view(b, -1)
         who = occ.gather(1, flat).view_as(cells)
         cover = self.ray_cover(self._blocked(flat).view_as(cells), who > 0) & fires[..., None, None]
-        hit_id = (who * cover).sum(-1).view(b, -1)  # 0 = none; a ray stops at its first agent
+        hit_id = (who * cover).sum(-1, dtype=torch.long).view(b, -1)  # 0 = none; a ray stops at its first agent
         ones = torch.ones_like(hit_id, dtype=torch.float32)
         hits = torch.zeros(b, n + 1, device=self.device).scatter_add_(1, hit_id, ones)
         return torch.where(cover, cells, self.dummy).view(b, -1), hits[:, 1:]
@@ -416,7 +412,7 @@ class GridWorld:
         if fire_cells is not None:
             colour.scatter_(1, fire_cells, FIRE_BEAM)
         self.last_frame = colour
-        idx = self.view_index.index_select(0, (self.orient * self.num_cells + self.pos).view(-1))
+        idx = self.view_offset[self.orient] + self.pos[..., None]  # (B, N, 225) cells of each view
         rgba = colour.gather(1, idx.view(b, -1)).view(torch.uint8).view(b, n, SIDE, SIDE, 4)
         obs = torch.empty(b, n, SIDE, SIDE, 3, dtype=torch.uint8, device=self.device)
         for ch in range(3):  # three plane copies beat one strided 4->3 byte copy
