@@ -107,3 +107,14 @@ def test_schelling_rejects_different_model(jobs: dict[str, Path], tmp_path: Path
         schelling.evaluate(jobs["influence"], other, episodes=1)
     assert main(["schelling", str(jobs["influence"]), str(tmp_path / "missing")]) == 2
     assert "not a trained job folder" in capsys.readouterr().err
+
+
+def test_video_of_trained_agents(jobs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "box.gif"
+    assert main(["video", str(jobs["influence"]), "--out", str(out), "--steps", "30", "--scale", "4",
+                 "--threads", "1"]) == 0
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(out)  # GIF writers merge identical consecutive frames: at most 31
+    assert 1 < len(frames) <= 31 and frames[0].shape[:2] == (12 * 4, 13 * 4)
+    assert any((a != b).any() for a, b in zip(frames, frames[1:])), "agents must move"

@@ -1,4 +1,4 @@
-"""Checkpoint evaluators: Box trapped (Figs 12–13) and Schelling diagrams (Fig 10).
+"""Checkpoint evaluators: Box trapped (Figs 12–13), Schelling diagrams (Fig 10), videos.
 
 Both read a job folder (``.hydra/config.yaml`` + ``checkpoints/last.pt``, docs/design.md),
 rebuild a :class:`~si.train.trainer.Trainer` from the resolved config with one environment per
@@ -10,6 +10,7 @@ They write ``<job>/eval/*.csv`` (formats in docs/analysis.md). CLI: ``python -m 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,20 +57,37 @@ def eval_trainer(cfg: DictConfig, model_state: dict[str, Tensor], episodes: int,
     return trainer
 
 
-class _StatsRecorder:
-    """Delegates to an env and keeps the ``stats`` of every step (``collect`` keeps only totals)."""
+class StepHook:
+    """Delegates to an env and calls ``callback(out)`` after every ``step`` (``collect`` itself
+    keeps only episode totals)."""
 
-    def __init__(self, env: GridWorld):
+    def __init__(self, env: GridWorld, callback: Callable[[StepOut], None]):
         self._env = env
-        self.stats: list[dict[str, Tensor]] = []
+        self._callback = callback
 
     def step(self, actions: Tensor) -> StepOut:
         out = self._env.step(actions)
-        self.stats.append(out.stats)
+        self._callback(out)
         return out
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._env, name)
+
+
+def run_steps(trainer: Trainer, steps: int, callback: Callable[[StepOut], None]) -> list[dict[str, Tensor]]:
+    """Step the trained policy with ``trainer.collect`` until at least ``steps`` env steps ran,
+    calling ``callback`` after each; returns the rollouts' CPU tensors (``actions``,
+    ``extrinsic``, ``dones`` and ``influence`` when present)."""
+    hook = StepHook(trainer.env, callback)
+    trainer.env = hook  # type: ignore[assignment]
+    try:
+        parts: list[dict[str, Tensor]] = []
+        while sum(len(p["actions"]) for p in parts) < steps:
+            roll = trainer.collect()
+            parts.append({k: roll[k].cpu() for k in ("actions", "extrinsic", "dones", "influence") if k in roll})
+    finally:
+        trainer.env = hook._env
+    return parts
 
 
 def rollout_episode(trainer: Trainer) -> dict[str, Tensor]:
@@ -80,19 +98,12 @@ def rollout_episode(trainer: Trainer) -> dict[str, Tensor]:
     ``box_opened``) of shape ``(T, B, N)``.
     """
     horizon = trainer.env.horizon
-    recorder = _StatsRecorder(trainer.env)
-    trainer.env = recorder  # type: ignore[assignment]
-    try:
-        parts: list[dict[str, Tensor]] = []
-        while sum(len(p["actions"]) for p in parts) < horizon:
-            roll = trainer.collect()
-            parts.append({k: roll[k].cpu() for k in ("actions", "extrinsic", "dones", "influence") if k in roll})
-    finally:
-        trainer.env = recorder._env
+    stats: list[dict[str, Tensor]] = []
+    parts = run_steps(trainer, horizon, lambda out: stats.append(out.stats))
     out = {k: torch.cat([p[k] for p in parts])[:horizon] for k in parts[0]}
-    for key in recorder.stats[0]:
-        if recorder.stats[0][key].dim() == 2:  # per-agent stats (B, N)
-            out[key] = torch.stack([s[key].cpu() for s in recorder.stats[:horizon]])
+    for key in stats[0]:
+        if stats[0][key].dim() == 2:  # per-agent stats (B, N)
+            out[key] = torch.stack([s[key].cpu() for s in stats[:horizon]])
     dones = out.pop("dones")
     if dones[:-1].any() or not dones[-1].all():
         raise RuntimeError("evaluation rollout did not start at an episode start")

@@ -1,4 +1,4 @@
-"""``python -m si.eval box-trapped JOB`` / ``python -m si.eval schelling COOP_JOB DEFECT_JOB``."""
+"""``python -m si.eval box-trapped JOB`` / ``schelling COOP_JOB DEFECT_JOB`` / ``video JOB --out F.gif``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from si.eval import EVAL_SEED, box_trapped, schelling
+from si.eval import EVAL_SEED, box_trapped, schelling, video
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     sch.add_argument("defect_job_dir", help="run supplying the defecting policies (e.g. extrinsic = A3C)")
     sch.add_argument("--episodes", type=int, default=16, help="episodes per (cooperators, role) configuration")
     sch.add_argument("--focal", type=int, default=0, help="agent slot of the focal agent")
-    for p in (box, sch):
+    vid = sub.add_parser("video", help="GIF of the trained agents playing one env")
+    vid.add_argument("job_dir")
+    vid.add_argument("--out", required=True, help="output path (.gif; an .mp4 too with imageio-ffmpeg)")
+    vid.add_argument("--steps", type=int, default=200, help="env steps to record")
+    vid.add_argument("--scale", type=int, default=8, help="pixels per map cell")
+    for p in (box, sch, vid):
         p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
         p.add_argument("--seed", type=int, default=EVAL_SEED, help="evaluation seed (env layouts, action sampling)")
         p.add_argument("--threads", type=int, default=0, help="torch intra-op threads; 0 = torch's default")
@@ -33,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             frame = box_trapped.evaluate(args.job_dir, args.episodes, args.device, args.seed)
             print(f"box opened in {box_trapped.opened_fraction(frame):.1%} of {args.episodes} episodes "
                   f"({args.job_dir}/eval/box_trapped.csv)")
+        elif args.command == "video":
+            files = video.record(args.job_dir, args.out, args.steps, args.scale, args.device, args.seed)
+            print("wrote " + ", ".join(map(str, files)))
         else:
             frame = schelling.evaluate(args.coop_job_dir, args.defect_job_dir, args.episodes, args.device,
                                        args.seed, args.focal)
