@@ -37,6 +37,14 @@ class MetricsTable:
             w.writerow(row)
             f.flush()
 
+    def last_row(self) -> dict[str, float]:
+        """The last metrics row as numbers (empty when the table has no rows)."""
+        if self.columns is None:
+            return {}
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        return {k: float(v) if v else math.nan for k, v in rows[-1].items()} if rows else {}
+
     def truncate_after(self, agent_steps: int) -> int:
         """Keep rows with ``agent_steps`` ≤ the checkpoint's; return the number of rows kept."""
         if self.columns is None:

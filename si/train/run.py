@@ -151,7 +151,7 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
         stop.restore_and_forward()
         return json.loads(summary_path.read_text())
     stop.restore()
-    final = {k: v for k, v in (row or {}).items()}
+    final = row if row is not None else table.last_row()  # resumed after the last iteration
     write_summary(job_dir, status="complete", agent_steps=trainer.agent_steps, final=final,
                   wall_time_s=wall0 + time.perf_counter() - t_start, error=None)
     if wandb:

@@ -1,0 +1,26 @@
+"""The append-only metrics table and the progress line."""
+
+import math
+
+from si.train.logging import MetricsTable, progress_line
+
+
+def test_metrics_table_appends_truncates_after_a_checkpoint_and_reads_back(tmp_path):
+    table = MetricsTable(tmp_path / "metrics.csv")
+    assert table.last_row() == {}
+    for steps in (100, 200, 300):
+        table.append({"agent_steps": steps, "collective_reward": steps / 10, "influence_mean": math.nan})
+    reopened = MetricsTable(tmp_path / "metrics.csv")
+    assert reopened.columns == ["agent_steps", "collective_reward", "influence_mean"]
+    assert reopened.truncate_after(200) == 2  # rows logged after the checkpoint are dropped
+    reopened.append({"agent_steps": 300, "collective_reward": 31.0, "influence_mean": 0.5})
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["agent_steps", "100", "200", "300"]
+    assert reopened.last_row() == {"agent_steps": 300.0, "collective_reward": 31.0, "influence_mean": 0.5}
+
+
+def test_progress_line_shows_steps_speed_reward_influence_eta():
+    row = {"agent_steps": 500, "agent_sps": 1234.0, "collective_reward": 12.5, "influence_mean": 0.25}
+    line = progress_line(row, 1000, eta_s=90)
+    assert "500/1,000" in line and "1,234" in line and "12.5" in line and "influence 0.2500" in line
+    assert "ETA 1.5 min" in line
