@@ -33,13 +33,20 @@ def setting_group(cfg: DictConfig) -> str:
 
 
 def pin_local_gpu(job_num: int) -> None:
-    """On a multi-GPU machine without a scheduler, give each local job one GPU, round-robin."""
-    if "CUDA_VISIBLE_DEVICES" in os.environ or "SLURM_JOB_ID" in os.environ:
+    """Give each submitit-local job one GPU of the machine, round-robin by job number.
+
+    submitit's local executor overwrites ``CUDA_VISIBLE_DEVICES`` with ``0..gpus_per_node-1``
+    (empty for 0 GPUs, i.e. no GPU at all), so every job would share GPU 0 or see none.  Before
+    CUDA is initialised we drop that value, count the machine's GPUs and pin this job to one.
+    SLURM jobs and in-process runs keep what their scheduler gave them.
+    """
+    if os.environ.get("SUBMITIT_EXECUTOR") != "local":
         return
     import torch
 
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count > 1:
+    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    count = torch.cuda.device_count()
+    if count:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(job_num % count)
 
 

@@ -1,5 +1,6 @@
 """Every config group combination composes and validates; bad values fail with one clear line."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,19 @@ def test_bad_sweep_value_fails_before_any_job_is_launched(tmp_path):
     assert proc.returncode != 0
     assert "reward.num_influencers=7 is invalid" in proc.stderr
     assert not any(sweep.glob("*/metrics.csv")), "no job may start when one job's config is invalid"
+
+
+def test_local_jobs_are_spread_over_the_gpus_round_robin(monkeypatch):
+    import torch
+
+    from launch.main import pin_local_gpu
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # what submitit-local sets for gpus_per_node=0
+    pin_local_gpu(6)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "2"
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")  # a scheduler's choice is kept
+    pin_local_gpu(1)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
