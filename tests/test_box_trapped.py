@@ -5,7 +5,7 @@ import torch
 
 from si.envs import make_env
 from si.envs.box_trapped import APPLE_REGROW_PROB, OPEN_BOX
-from si.envs.gridworld import MOVE_DOWN, MOVE_UP, STAY, TURN_CLOCKWISE
+from si.envs.gridworld import MOVE_UP, STAY, TURN_CLOCKWISE
 
 
 def stepper(env, a0: int, a1: int):

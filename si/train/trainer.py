@@ -10,7 +10,6 @@ clipped steps for PPO).  The LSTM state is carried across rollouts and reset whe
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
