@@ -46,7 +46,7 @@ def test_invariants_and_reward_accounting(name: str) -> None:
         assert not env.apples.gather(1, pos).any(), "apple under an agent"
         expected = out.stats["apples"] - out.stats["fires"] - 50 * out.stats["hits"]
         torch.testing.assert_close(out.reward, expected)
-        assert (out.stats["fires"] == (a == FIRE).float()).all()
+        assert (out.stats["fires"] == ((a == FIRE) & env.has_fire).float()).all()
         allowed = torch.zeros(env.num_cells, dtype=torch.bool)
         allowed[env.apple_cells] = True
         assert not (env.apples & ~allowed).any(), "apple outside an apple cell"

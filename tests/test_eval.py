@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from si.config import register_configs
+from si.envs.box_trapped import OPEN_BOX
 from si.eval import box_trapped, load_job, schelling
 from si.eval.__main__ import main
 from si.train.run import run
@@ -55,9 +56,9 @@ def test_box_trapped_csv(jobs: dict[str, Path], capsys: pytest.CaptureFixture[st
     horizon, n = 100, 2
     assert len(df) == 6 * horizon * n
     assert set(df.episode) == set(range(6)) and set(df.t) == set(range(horizon)) and set(df.agent) == {0, 1}
-    assert df.action.between(0, 8).all() and set(df.open_box) <= {0, 1}
+    assert df.action.between(0, OPEN_BOX).all() and set(df.open_box) <= {0, 1}
     assert (df[df.open_box == 1].agent == 0).all()  # only agent 0 can open
-    assert (df[df.open_box == 1].action == 8).all()
+    assert (df[df.open_box == 1].action == OPEN_BOX).all()
     assert (df.groupby("episode").open_box.sum() <= 1).all()  # the door opens at most once
     assert np.isfinite(df.influence).all()
     assert (df[df.agent == 1].influence == 0).all()  # agent 1 is an influencee (K = 1)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from si.envs.gridworld import BASE_ACTION_NAMES, GridWorld, rgb
+from si.envs.gridworld import BASE_ACTION_NAMES, BEAM_LEN, GridWorld, rgb
 
 CLEAN = 8
 THRESHOLD_DEPLETION = 0.4
@@ -43,6 +43,9 @@ class CleanupEnv(GridWorld):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.apple_cells = self.cells("B")
         self.waste_cells = torch.cat([self.cells("H"), self.cells("R")]).sort().values
+        self.apple_idx = self.apple_cells.expand(self.num_envs, -1)
+        self.waste_idx = self.waste_cells.expand(self.num_envs, -1)
+        """``(B, K)`` cell ids, the indexes of gathers and scatters over apple and river cells."""
         river = torch.cat([self.waste_cells, self.cells("S")])
         self.base_colour[river] = RIVER
         self.waste = torch.zeros(self.num_envs, self.num_cells, dtype=torch.bool, device=self.device)
@@ -53,10 +56,12 @@ class CleanupEnv(GridWorld):
         self.waste[:, self.cells("H")] = True
 
     def _waste_count(self) -> Tensor:
-        return self.waste.sum(1, dtype=torch.float32)
+        return self._count(self.waste)
 
     def _terrain(self) -> Tensor:
-        return torch.where(self.waste, WASTE, super()._terrain())
+        colour = super()._terrain()
+        self._paint(colour, self.waste, WASTE)
+        return colour
 
     def _special_actions(self, actions: Tensor, occ: Tensor) -> tuple[Tensor, Tensor]:
         """CLEAN beams, applied one agent at a time in a random order (MapEnv.update_custom_moves).
@@ -65,31 +70,30 @@ class CleanupEnv(GridWorld):
         earlier ones. Returns waste cells cleaned per agent and the beam cells to draw.
         """
         b, n = self.num_envs, self.num_agents
-        order = self.uniform(STREAM_ORDER, n).argsort(1)
-        cells_all = self.beam_cells().view(b, n, -1)
-        blocked_all = self._blocked(cells_all.view(b, -1)).view_as(cells_all)
-        agent_all = occ.gather(1, cells_all.view(b, -1)).view_as(cells_all) > 0
-        cleaning = actions == CLEAN
-        cleaned = torch.zeros(b, n, device=self.device)
-        draw = torch.full_like(cells_all, self.dummy)
+        order = self.uniform(STREAM_ORDER, n).argsort(1)  # order[:, rank] = agent acting at that rank
+        cells = self.beam_cells().view(b, n, -1).gather(1, order[..., None].expand(-1, -1, 3 * BEAM_LEN))
+        cells = cells.view(b, n, 3, BEAM_LEN)  # by rank from here on
+        flat = cells.view(b, -1)
+        blocked = self._blocked(flat).view_as(cells)
+        agent = (occ.gather(1, flat) > 0).view_as(cells)
+        cleaning = (actions == CLEAN).gather(1, order)
+        cover = torch.empty_like(blocked)
+        cleaned = torch.empty(b, n, device=self.device)
         for rank in range(n):
-            k = order[:, rank : rank + 1]
-            cells = cells_all.gather(1, k[..., None].expand(-1, -1, cells_all.shape[2])).view(b, 3, -1)
-            blocked = blocked_all.gather(1, k[..., None].expand(-1, -1, cells_all.shape[2])).view_as(cells)
-            agent = agent_all.gather(1, k[..., None].expand(-1, -1, cells_all.shape[2])).view_as(cells)
-            dirty = self.waste.gather(1, cells.view(b, -1)).view_as(cells)
-            cover = self.ray_cover(blocked, agent | dirty) & cleaning.gather(1, k)[..., None]
-            hit = cover & dirty
-            self.waste.scatter_(1, torch.where(hit, cells, self.dummy).view(b, -1), False)
-            cleaned.scatter_add_(1, k, hit.view(b, -1).sum(1, keepdim=True, dtype=torch.float32))
-            drawn = torch.where(cover, cells, self.dummy).view(b, 1, -1)
-            draw.scatter_(1, k[..., None].expand(-1, -1, cells_all.shape[2]), drawn)
-        return cleaned, draw.view(b, -1)
+            ray = cells[:, rank]
+            dirty = self.waste.gather(1, ray.view(b, -1)).view_as(ray)
+            cover[:, rank] = self.ray_cover(blocked[:, rank], agent[:, rank] | dirty) & cleaning[:, rank, None, None]
+            hit = cover[:, rank] & dirty
+            self.waste.scatter_(1, torch.where(hit, ray, self.dummy).view(b, -1), False)
+            cleaned[:, rank] = hit.view(b, -1).sum(1, dtype=torch.float32)
+        cleaned = torch.empty_like(cleaned).scatter_(1, order, cleaned)  # back to agent order
+        return cleaned, torch.where(cover, cells, self.dummy).view(b, -1)
 
     def _spawn(self, occ: Tensor) -> None:
         """CleanupEnv.compute_probabilities + spawn_apples_and_waste."""
         area = len(self.waste_cells)
-        density = self.waste.sum(1, dtype=torch.float32) / area
+        dirty = self.waste.gather(1, self.waste_idx)  # waste lies only on these cells
+        density = dirty.sum(1, dtype=torch.int32).to(torch.float32) / area
         live = density < THRESHOLD_DEPLETION
         span = THRESHOLD_DEPLETION - THRESHOLD_RESTORATION
         p_apple = torch.where(
@@ -98,10 +102,11 @@ class CleanupEnv(GridWorld):
             (1 - (density - THRESHOLD_RESTORATION) / span) * APPLE_RESPAWN_PROB,
         )
         p_apple = torch.where(live, p_apple, 0.0)
-        free = ~self.apples[:, self.apple_cells] & (occ[:, self.apple_cells] == 0)
-        grow = free & (self.uniform(STREAM_APPLE, len(self.apple_cells)) < p_apple[:, None])
-        self.apples[:, self.apple_cells] |= grow
-        clean = ~self.waste[:, self.waste_cells]
+        have = self.apples.gather(1, self.apple_idx)
+        grow = ~have & (self.uniform(STREAM_APPLE, len(self.apple_cells)) < p_apple[:, None])
+        self.apples.scatter_(1, self.apple_idx, have | grow)
+        self.apples.scatter_(1, self.pos, False)  # no growth under agents (their cells were just eaten)
+        clean = ~dirty
         p_waste = 1 - (1 - WASTE_SPAWN_PROB) ** clean.sum(1, dtype=torch.float32)
         spawn = live & (self.uniform(STREAM_WASTE, 1)[:, 0] < p_waste)
         pick = torch.where(clean, self.uniform(STREAM_WASTE_CELL, area), -1.0).argmax(1)

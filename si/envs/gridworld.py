@@ -109,6 +109,8 @@ class GridWorld:
     env_version = ENV_VERSION
     """Rule version, recorded in summary.json; bumped on every rule change (docs/envs.md changelog)."""
     action_names: tuple[str, ...] = BASE_ACTION_NAMES
+    has_fire: bool = True
+    """Whether action 7 is the penalty beam FIRE (Harvest, Cleanup) or a game's own action."""
     extra_chars = ""
     """Map characters the subclass understands besides '@', 'P', ' '."""
 
@@ -146,6 +148,8 @@ class GridWorld:
         self.padded_height = hp = h + 2 * VIEW
         self.num_cells = hp * wp + 1
         self.dummy = hp * wp
+        self.map_span = slice(VIEW * wp, (VIEW + h) * wp)
+        """Flat ids of the map's rows: every cell that can hold an apple, waste or an agent."""
         dev = self.device
 
         self._cells_of: dict[str, Tensor] = {}
@@ -190,9 +194,12 @@ class GridWorld:
         # is the unrotated window turned k quarter turns counter-clockwise.
         dr = torch.arange(-VIEW, VIEW + 1)
         flat = dr[:, None] * wp + dr[None, :]
-        self.view_offset = torch.stack([torch.rot90(flat, k).reshape(-1) for k in range(4)]).to(dev)
+        # int32 (B * num_cells < 2**31): index_select takes int32 indexes, half the bytes of int64
+        self.view_offset = torch.stack([torch.rot90(flat, k).reshape(-1) for k in range(4)]).to(dev, torch.int32)
 
         self._env_ids = torch.arange(num_envs, device=dev)
+        self._env_offset = self._env_ids[:, None] * self.num_cells
+        """``(B, 1)`` flat offset of env b's row in a ``(B, num_cells)`` tensor."""
         self._agent_ids = torch.arange(1, num_agents + 1, dtype=torch.int16, device=dev)
         self._key = torch.zeros(num_envs, dtype=torch.int32, device=dev)
         self._ctr = torch.zeros((), dtype=torch.int32, device=dev)
@@ -240,6 +247,10 @@ class GridWorld:
     def rows_cols(self, pos: Tensor) -> tuple[Tensor, Tensor]:
         """Map (unpadded) row and column of padded flat cell ids."""
         return pos // self.padded_width - VIEW, pos % self.padded_width - VIEW
+
+    def _count(self, mask: Tensor) -> Tensor:
+        """``(B,)`` float32 number of True cells of a ``(B, num_cells)`` mask inside the map rows."""
+        return mask[:, self.map_span].view(torch.uint8).sum(1, dtype=torch.int32).to(torch.float32)
 
     def _blocked(self, cells: Tensor) -> Tensor:
         """``(B, …)`` True where ``cells`` (``(B, …)``) cannot be entered or crossed by beams."""
@@ -290,7 +301,7 @@ class GridWorld:
             "fires": fires,
             "hits": hits,
             "cleaned": cleaned,
-            "apples_on_map": self.apples.sum(1, dtype=torch.float32),
+            "apples_on_map": self._count(self.apples),
             "waste_on_map": self._waste_count(),
         }
 
@@ -319,6 +330,7 @@ class GridWorld:
         # turns and moves (ME.update_moves)
         self.orient = (self.orient + self.turn[actions]) % 4
         target = self.pos + self.move_delta[actions, self.orient]
+        self._before_moves(actions, target)
         target = torch.where(self._blocked(target), self.pos, target)
         self.pos = resolve_moves(self.pos, target, self.uniform(2, n))
         # eating (Agent.consume)
@@ -326,7 +338,7 @@ class GridWorld:
         self.apples.scatter_(1, self.pos, False)
         occ = self._occupancy()
         # FIRE (Harvest/CleanupEnv.custom_action, MapEnv.update_map_fire)
-        fires = actions == FIRE
+        fires = actions == FIRE if self.has_fire else torch.zeros_like(actions, dtype=torch.bool)
         fire_cells, hits = self._fire(fires, occ)
         cleaned, clean_cells = self._special_actions(actions, occ)
         self._spawn(occ)
@@ -350,6 +362,9 @@ class GridWorld:
             visible=self._visible(),
             stats=stats,
         )
+
+    def _before_moves(self, actions: Tensor, target: Tensor) -> None:
+        """Game rules that act before the moves; ``target (B, N)`` = the cell each agent tries to enter."""
 
     def _special_actions(self, actions: Tensor, occ: Tensor) -> tuple[Tensor, Tensor | None]:
         """Game actions beyond FIRE (CLEAN, OPEN_BOX): returns (cleaned (B,N), clean beam cells or None)."""
@@ -400,7 +415,15 @@ class GridWorld:
     # ----------------------------------------------------------- observations
     def _terrain(self) -> Tensor:
         """``(B, num_cells)`` int32 packed colours of the map without agents and beams."""
-        return torch.where(self.apples, APPLE, self.base_colour)
+        colour = self.base_colour.expand(self.num_envs, -1).clone()
+        self._paint(colour, self.apples, APPLE)
+        return colour
+
+    def _paint(self, colour: Tensor, mask: Tensor, value: int) -> None:
+        """Set the cells of a fresh terrain ``colour`` where ``mask`` to ``value``, as
+        ``base + mask * (value - base)`` (one fused kernel); masks of different kinds never share a cell."""
+        s = self.map_span
+        colour[:, s].addcmul_(mask[:, s].to(torch.int32), value - self.base_colour[s])
 
     def _observe(self, colour: Tensor, fire_cells: Tensor | None, clean_cells: Tensor | None) -> Tensor:
         """Egocentric views: draw agents, then beams over them (get_map_with_agents), gather every
@@ -412,8 +435,9 @@ class GridWorld:
         if fire_cells is not None:
             colour.scatter_(1, fire_cells, FIRE_BEAM)
         self.last_frame = colour
-        idx = self.view_offset[self.orient] + self.pos[..., None]  # (B, N, 225) cells of each view
-        rgba = colour.gather(1, idx.view(b, -1)).view(torch.uint8).view(b, n, SIDE, SIDE, 4)
+        idx = self.view_offset.index_select(0, self.orient.view(-1)).view(b, n, -1)
+        idx += (self.pos + self._env_offset).to(torch.int32)[..., None]  # (B, N, 225) flat cells of each view
+        rgba = colour.view(-1).index_select(0, idx.view(-1)).view(torch.uint8).view(b, n, SIDE, SIDE, 4)
         obs = torch.empty(b, n, SIDE, SIDE, 3, dtype=torch.uint8, device=self.device)
         for ch in range(3):  # three plane copies beat one strided 4->3 byte copy
             obs[..., ch].copy_(rgba[..., ch])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from si.envs.gridworld import VIEW, GridWorld
+from si.envs.gridworld import GridWorld
 
 APPLE_RADIUS = 2
 SPAWN_PROB = (0.0, 0.005, 0.02, 0.05)
@@ -29,8 +29,13 @@ class HarvestEnv(GridWorld):
         self.apple_cells = self.cells("A")
         # j**2 + k**2 <= APPLE_RADIUS with integer j, k is exactly the 3x3 block (fact sheet §9.1)
         self.reach = max(j for j in range(APPLE_RADIUS + 1) if j * j <= APPLE_RADIUS)
-        r, c = self.rows_cols(self.apple_cells)
-        self.apple_cells_unpadded = r * self.width + c
+        self.apple_idx = self.apple_cells.expand(self.num_envs, -1)
+        """``(B, K)`` apple cell ids, the index of gathers and scatters over apple cells."""
+        cells = self.apple_cells.tolist() or [self.map_span.start - 1]
+        lo, hi = min(cells), max(cells) + 1
+        self._span = (lo, hi)
+        """Flat ids ``[lo, hi)`` from the first to the last apple cell."""
+        self._span_idx = (self.apple_cells - lo).expand(self.num_envs, -1)
         self.spawn_prob = torch.tensor(SPAWN_PROB, device=self.device)
 
     def _reset_world(self) -> None:
@@ -39,18 +44,19 @@ class HarvestEnv(GridWorld):
 
     def neighbour_apples(self) -> Tensor:
         """``(B, K)`` uint8 apples in the (2r+1)x(2r+1) block around each apple cell (own cell
-        included; it is empty whenever it can regrow), by separable box sums over the map."""
-        b, h, w, r = self.num_envs, self.height, self.width, self.reach
-        grid = self.apples[:, : self.dummy].view(b, self.padded_height, self.padded_width)
-        grid = grid[:, VIEW - r : VIEW + h + r, VIEW - r : VIEW + w + r].to(torch.uint8)
-        rows = sum(grid[:, :, i : i + w] for i in range(2 * r + 1))
-        block = sum(rows[:, i : i + h] for i in range(2 * r + 1))
-        return block.reshape(b, h * w).index_select(1, self.apple_cells_unpadded)
+        included; it is empty whenever it can regrow): separable box sums over shifted slices of
+        the flat padded map between the first and the last apple cell (padding >= r holds no apple)."""
+        apples = self.apples.view(torch.uint8)
+        (lo, hi), r, wp = self._span, self.reach, self.padded_width
+        rows = sum(apples[:, lo - r * wp + j : hi + r * wp + j] for j in range(-r, r + 1))
+        block = sum(rows[:, i * wp : i * wp + hi - lo] for i in range(2 * r + 1))
+        return block.gather(1, self._span_idx)
 
     def _spawn(self, occ: Tensor) -> None:
         """HarvestEnv.spawn_apples: one uniform per apple cell, probability by neighbour count."""
-        near = self.neighbour_apples().clamp_(max=len(SPAWN_PROB) - 1).long()
-        have = self.apples.index_select(1, self.apple_cells)
-        free = ~have & (occ.index_select(1, self.apple_cells) == 0)
-        grow = free & (self.uniform(STREAM_SPAWN, len(self.apple_cells)) < self.spawn_prob[near])
-        self.apples.index_copy_(1, self.apple_cells, have | grow)
+        near = self.neighbour_apples().clamp_(max=len(SPAWN_PROB) - 1)
+        prob = self.spawn_prob.index_select(0, near.view(-1).long()).view_as(near)
+        have = self.apples.gather(1, self.apple_idx)
+        grow = ~have & (self.uniform(STREAM_SPAWN, len(self.apple_cells)) < prob)
+        self.apples.scatter_(1, self.apple_idx, have | grow)
+        self.apples.scatter_(1, self.pos, False)  # no growth under agents (their cells were just eaten)

@@ -25,7 +25,9 @@ from si.rewards.intrinsic import action_influence, moa_influence, symbol_influen
 from si.rewards.social import collective_reward, inequity_aversion
 from si.train.a2c import actor_critic_loss, clip_grad_per_agent, gae, linear_schedule
 
-EPISODE_STATS = ("fires", "hits", "cleaned", "apples", "box_opened")
+EPISODE_STATS = ("fires", "hits", "cleaned", "apples", "box_opened", "released")
+EPISODE_FRACTIONS = ("box_opened", "released")
+"""Episode stats logged as the fraction of episodes in which they happened (the rest: mean sum)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -389,7 +391,8 @@ class Trainer:
             row["gini"] = M.gini(ret).mean().item()
             row["equality_weighted_reward"] = M.equality_weighted_reward(ret).mean().item()
             for s_i, s in enumerate(EPISODE_STATS, start=1):
-                row[s] = ep[:, s_i].sum(-1).mean().item() if s != "box_opened" else (ep[:, s_i].sum(-1) > 0).float().mean().item()
+                total = ep[:, s_i].sum(-1)
+                row[s] = (total > 0).float().mean().item() if s in EPISODE_FRACTIONS else total.mean().item()
         else:
             row.update(collective_reward=nan, gini=nan, equality_weighted_reward=nan, **{f"reward_agent_{i}": nan for i in range(self.n)})
             row.update({s: nan for s in EPISODE_STATS})
