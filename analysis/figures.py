@@ -22,7 +22,7 @@ STYLE = {"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize"
          "legend.fontsize": 8, "legend.frameon": False}
 #: One colour per model in every figure; influence models in red shades as in the paper.
 COLORS = {"extrinsic": "#4d4d4d", "visible": "#1f77b4", "influence": "#d62728", "comm": "#2ca02c",
-          "comm_influence": "#d62728", "moa": "#9467bd", "moa_influence": "#d62728",
+          "comm_influence": "#fb6a4a", "moa": "#9467bd", "moa_influence": "#67000d",
           "collective": "#ff7f0e", "inequity_aversion": "#8c564b"}
 #: Fig 5 metrics (metrics.csv columns) and their axis labels.
 COMM_METRICS = {"speaker_consistency": "speaker\nconsistency", "ic_symbol_action": "IC\nsymbol→action",
