@@ -70,9 +70,9 @@ def test_apples_are_inexhaustible() -> None:
     env = make_env("box_trapped", 4000, 2)
     env.reset(seed=0)
     env.apples[:, env.apple_cells] = False  # no neighbours at all: Harvest would never regrow
-    occupied = torch.isin(env.apple_cells, env.pos).sum().item()  # (none at reset: P and T are not A)
-    out = stepper(env, TURN_CLOCKWISE, STAY)
-    frac = out.stats["apples_on_map"].mean().item() / (len(env.apple_cells) - occupied)
+    out = stepper(env, TURN_CLOCKWISE, STAY)  # nobody moves: no agent stands on an apple cell
+    assert not torch.isin(env.pos, env.apple_cells).any()
+    frac = out.stats["apples_on_map"].mean().item() / len(env.apple_cells)
     assert APPLE_REGROW_PROB == 1.0 and frac == APPLE_REGROW_PROB
 
 

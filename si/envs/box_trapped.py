@@ -21,9 +21,9 @@ the box within the first few steps" (Fig 12) and its influence reward spikes at 
   ``released (B, N)``: 1 for agent 1 on the step it left the box.
 
 Agent 0 has no extrinsic reason to open the box (pressing costs a step of eating and releases a
-competitor). The trapped agent learns early to keep walking into the door (it costs nothing), so
-the opening changes what it does next: at ``t + 1`` it turns into the corridor instead of
-pressing against the door. That is the influence a model of other agents measures (§6, Fig 8b:
+competitor). Walking into the closed door costs nothing, so we expect the trapped agent to keep
+doing it (in our diagnostic runs it did, docs/results.md); the opening then changes what it does
+next: at ``t + 1`` it turns into the corridor instead of pressing against the door. That is the influence a model of other agents measures (§6, Fig 8b:
 ``p(a^j_{t+1} | a^k_t, s^k_t)``), which pays agent 0 for opening.
 """
 
@@ -96,7 +96,7 @@ class BoxTrappedEnv(GridWorld):
         closed = (cells == self.door_cell) & ~self.door_open.view(-1, *([1] * (cells.dim() - 1)))
         return self.wall[cells] | closed
 
-    def _before_moves(self, actions: Tensor, target: Tensor) -> None:
+    def _before_moves(self, actions: Tensor) -> None:
         """Agent 0's OPEN_BOX opens the closed door for good, before this step's moves."""
         opens = (actions[:, OPENER] == OPEN_BOX) & ~self.door_open
         self.door_open = self.door_open | opens

@@ -330,7 +330,7 @@ class GridWorld:
         # turns and moves (ME.update_moves)
         self.orient = (self.orient + self.turn[actions]) % 4
         target = self.pos + self.move_delta[actions, self.orient]
-        self._before_moves(actions, target)
+        self._before_moves(actions)
         target = torch.where(self._blocked(target), self.pos, target)
         self.pos = resolve_moves(self.pos, target, self.uniform(2, n))
         # eating (Agent.consume)
@@ -363,8 +363,8 @@ class GridWorld:
             stats=stats,
         )
 
-    def _before_moves(self, actions: Tensor, target: Tensor) -> None:
-        """Game rules that act before the moves; ``target (B, N)`` = the cell each agent tries to enter."""
+    def _before_moves(self, actions: Tensor) -> None:
+        """Game rules that act before the moves (Box trapped's door)."""
 
     def _special_actions(self, actions: Tensor, occ: Tensor) -> tuple[Tensor, Tensor | None]:
         """Game actions beyond FIRE (CLEAN, OPEN_BOX): returns (cleaned (B,N), clean beam cells or None)."""
