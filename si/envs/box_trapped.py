@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from si.envs.gridworld import BASE_ACTION_NAMES, BLACK, FIRE, STAY, GridWorld, rgb
+from si.envs.gridworld import BASE_ACTION_NAMES, FIRE, STAY, GridWorld, rgb
 
 OPEN_BOX = 7
 OPENER, TRAPPED = 0, 1
@@ -62,7 +62,6 @@ class BoxTrappedEnv(GridWorld):
         self.trap_cell = int(self.cells("T")[0])
         self.door_cell = int(self.cells("D")[0])
         self.wall[self.door_cell] = False
-        self.apple_cells = self.cells("A")
         self.door_open = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self._opened = torch.zeros(self.num_envs, self.num_agents, device=self.device)
         self._released = torch.zeros_like(self._opened)
@@ -126,7 +125,6 @@ class BoxTrappedEnv(GridWorld):
             stats[key] = torch.zeros(self.num_envs, self.num_agents, device=self.device)
         return stats
 
-    def _terrain(self) -> Tensor:
-        colour = super()._terrain()
-        colour[:, self.door_cell] = torch.where(self.door_open, BLACK, DOOR)
-        return colour
+    def _terrain_cells(self) -> list[tuple[Tensor, Tensor]]:
+        door = torch.full((self.num_envs, 1), self.door_cell, device=self.device)
+        return [*super()._terrain_cells(), (door, torch.where(self.door_open[:, None], self.base_colour[door], DOOR))]

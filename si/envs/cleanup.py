@@ -36,16 +36,15 @@ class CleanupEnv(GridWorld):
 
     name = "cleanup"
     extra_chars = "BHRS"
+    apple_char = "B"
     action_names = (*BASE_ACTION_NAMES, "CLEAN")
     _state_names = (*GridWorld._state_names, "waste")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.apple_cells = self.cells("B")
         self.waste_cells = torch.cat([self.cells("H"), self.cells("R")]).sort().values
-        self.apple_idx = self.apple_cells.expand(self.num_envs, -1)
         self.waste_idx = self.waste_cells.expand(self.num_envs, -1)
-        """``(B, K)`` cell ids, the indexes of gathers and scatters over apple and river cells."""
+        """``(B, K)`` river cell ids, the index of gathers and scatters over waste."""
         river = torch.cat([self.waste_cells, self.cells("S")])
         self.base_colour[river] = RIVER
         self.waste = torch.zeros(self.num_envs, self.num_cells, dtype=torch.bool, device=self.device)
@@ -58,10 +57,9 @@ class CleanupEnv(GridWorld):
     def _waste_count(self) -> Tensor:
         return self._count(self.waste)
 
-    def _terrain(self) -> Tensor:
-        colour = super()._terrain()
-        self._paint(colour, self.waste, WASTE)
-        return colour
+    def _terrain_cells(self) -> list[tuple[Tensor, Tensor]]:
+        dirty = self.waste.gather(1, self.waste_idx)
+        return [*super()._terrain_cells(), (self.waste_idx, torch.where(dirty, WASTE, self.base_colour[self.waste_cells]))]
 
     def _special_actions(self, actions: Tensor, occ: Tensor) -> tuple[Tensor, Tensor]:
         """CLEAN beams, applied one agent at a time in a random order (MapEnv.update_custom_moves).

@@ -74,7 +74,7 @@ AGENT_COLOURS = (
 class StepOut:
     """One batched transition (docs/design.md, Environment API)."""
 
-    obs: Tensor  # uint8 (B, N, 15, 15, 3), channels last, facing direction up
+    obs: Tensor  # uint8 (B, N, 15, 15, 3), channels last (4-byte pixel stride), facing direction up
     reward: Tensor  # float32 (B, N)
     done: Tensor  # bool (B,)
     first: Tensor  # bool (B,)
@@ -113,6 +113,8 @@ class GridWorld:
     """Whether action 7 is the penalty beam FIRE (Harvest, Cleanup) or a game's own action."""
     extra_chars = ""
     """Map characters the subclass understands besides '@', 'P', ' '."""
+    apple_char = "A"
+    """Map character of the cells where apples grow."""
 
     def __init__(
         self,
@@ -162,11 +164,18 @@ class GridWorld:
         wall[self.cells("@")] = True
         self.wall = wall
         self.spawn_cells = self.cells("P")
+        self.apple_cells = self.cells(self.apple_char)
+        self.apple_idx = self.apple_cells.expand(num_envs, -1)
+        """``(B, K)`` apple cell ids, the index of gathers and scatters over apple cells."""
         self._check_spawn_count()
 
         base = torch.full((self.num_cells,), BLACK, dtype=torch.int32, device=dev)
         base[self.cells("@")] = WALL
         self.base_colour = base
+        self._frame: Tensor | None = None
+        """``(B, num_cells)`` int32 colours of the last drawn frame, updated in place (see ``_draw``)."""
+        self._drawn = torch.full((num_envs, 1), self.dummy, device=dev)
+        """Cells where ``_frame`` shows agents or beams instead of terrain."""
         self.agent_colour = torch.tensor(
             [AGENT_COLOURS[i % len(AGENT_COLOURS)] for i in range(num_agents)], dtype=torch.int32, device=dev
         )
@@ -282,7 +291,7 @@ class GridWorld:
         b = self.num_envs
         flag = torch.full((b,), True, device=self.device)
         return StepOut(
-            obs=self._observe(self._terrain(), None, None),
+            obs=self._observe(None, None),
             reward=reward,
             done=flag if done else ~flag,
             first=flag,
@@ -325,8 +334,27 @@ class GridWorld:
         """One transition of every env (order of ME.step): turns and moves, eating, beams and
         special actions in random agent order, spawning, then observations. Auto-resets at the horizon."""
         self.check_actions(actions)
+        reward, stats, obs, visible = self._advance(actions)
+        self.t += 1
+        if self.t >= self.horizon:
+            self._reset_state()
+            return self._out_after_reset(reward, done=True, stats=stats)
+        flag = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        return StepOut(
+            obs=obs,
+            reward=reward,
+            done=flag,
+            first=flag.clone(),
+            actions=self.prev_actions.clone(),
+            visible=visible,
+            stats=stats,
+        )
+
+    def _advance(self, actions: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor]:
+        """The transition as pure tensor work (no host sync, no Python state but tensors), so
+        ``torch.compile`` can fuse it: returns reward, stats, observations and visibility."""
         self._ctr.add_(1)
-        b, n = self.num_envs, self.num_agents
+        n = self.num_agents
         # turns and moves (ME.update_moves)
         self.orient = (self.orient + self.turn[actions]) % 4
         target = self.pos + self.move_delta[actions, self.orient]
@@ -348,20 +376,7 @@ class GridWorld:
         stats = self._stats(apples, fires_f, hits, cleaned)
         self._extra_stats(stats)
         self.prev_actions = actions.clone()
-        self.t += 1
-        if self.t >= self.horizon:
-            self._reset_state()
-            return self._out_after_reset(reward, done=True, stats=stats)
-        flag = torch.zeros(b, dtype=torch.bool, device=self.device)
-        return StepOut(
-            obs=self._observe(self._terrain(), fire_cells, clean_cells),
-            reward=reward,
-            done=flag,
-            first=flag.clone(),
-            actions=self.prev_actions.clone(),
-            visible=self._visible(),
-            stats=stats,
-        )
+        return reward, stats, self._observe(fire_cells, clean_cells), self._visible()
 
     def _before_moves(self, actions: Tensor) -> None:
         """Game rules that act before the moves (Box trapped's door)."""
@@ -413,35 +428,54 @@ class GridWorld:
         return torch.where(cover, cells, self.dummy).view(b, -1), hits[:, 1:]
 
     # ----------------------------------------------------------- observations
-    def _terrain(self) -> Tensor:
-        """``(B, num_cells)`` int32 packed colours of the map without agents and beams."""
-        colour = self.base_colour.expand(self.num_envs, -1).clone()
-        self._paint(colour, self.apples, APPLE)
-        return colour
+    def _terrain_cells(self) -> list[tuple[Tensor, Tensor]]:
+        """``(cells (B, K), colours (B, K))`` of every cell whose terrain can change (apples here;
+        games add waste or the door). All other cells keep their ``base_colour``."""
+        have = self.apples.gather(1, self.apple_idx)
+        return [(self.apple_idx, torch.where(have, APPLE, self.base_colour[self.apple_cells]))]
 
-    def _paint(self, colour: Tensor, mask: Tensor, value: int) -> None:
-        """Set the cells of a fresh terrain ``colour`` where ``mask`` to ``value``, as
-        ``base + mask * (value - base)`` (one fused kernel); masks of different kinds never share a cell."""
-        s = self.map_span
-        colour[:, s].addcmul_(mask[:, s].to(torch.int32), value - self.base_colour[s])
+    def _draw(self, fire_cells: Tensor | None, clean_cells: Tensor | None) -> Tensor:
+        """The full frame (get_map_with_agents): terrain, then agents, then beams over them.
 
-    def _observe(self, colour: Tensor, fire_cells: Tensor | None, clean_cells: Tensor | None) -> Tensor:
-        """Egocentric views: draw agents, then beams over them (get_map_with_agents), gather every
-        ``(B, N)`` 15x15 window rotated by the precomputed per-orientation offsets, unpack RGB."""
+        Updated in place: the cells under last frame's agents and beams get their base colour back,
+        the changeable terrain cells are rewritten, then agents and beams are drawn again. This
+        touches a few hundred cells per env instead of copying the whole padded map every step.
+        """
+        b = self.num_envs
+        if self._frame is None:
+            self._frame = self.base_colour.expand(b, -1).clone()
+        frame = self._frame
+        frame.scatter_(1, self._drawn, self.base_colour[self._drawn])
+        for cells, colour in self._terrain_cells():
+            frame.scatter_(1, cells, colour)
+        frame.scatter_(1, self.pos, self.agent_colour.expand(b, -1))
+        beams = [(cells, value) for cells, value in ((clean_cells, CLEAN_BEAM), (fire_cells, FIRE_BEAM)) if cells is not None]
+        for cells, value in beams:
+            frame.scatter_(1, cells, value)
+        self._drawn = torch.cat([self.pos, *(cells for cells, _ in beams)], 1)
+        return frame
+
+    @property
+    def last_frame(self) -> Tensor:
+        """``(B, num_cells)`` int32 packed colours of the last observation's full frame."""
+        if self._frame is None:
+            raise ValueError("no frame yet: call reset() or step() first")
+        return self._frame
+
+    def _observe(self, fire_cells: Tensor | None, clean_cells: Tensor | None) -> Tensor:
+        """Egocentric views: gather every ``(B, N)`` 15x15 window of the frame, rotated by the
+        precomputed per-orientation offsets, and read the packed colours as RGB bytes.
+
+        The result is a channels-last view with a 4-byte pixel stride (r, g, b and an unused byte):
+        repacking to 3 bytes would cost more than the gather, and every consumer (``.float()``,
+        ``torch.stack`` into a rollout, ``.numpy()``) reads strided tensors as they are.
+        """
         b, n = self.num_envs, self.num_agents
-        colour.scatter_(1, self.pos, self.agent_colour.expand(b, -1))
-        if clean_cells is not None:
-            colour.scatter_(1, clean_cells, CLEAN_BEAM)
-        if fire_cells is not None:
-            colour.scatter_(1, fire_cells, FIRE_BEAM)
-        self.last_frame = colour
+        frame = self._draw(fire_cells, clean_cells)
         idx = self.view_offset.index_select(0, self.orient.view(-1)).view(b, n, -1)
         idx += (self.pos + self._env_offset).to(torch.int32)[..., None]  # (B, N, 225) flat cells of each view
-        rgba = colour.view(-1).index_select(0, idx.view(-1)).view(torch.uint8).view(b, n, SIDE, SIDE, 4)
-        obs = torch.empty(b, n, SIDE, SIDE, 3, dtype=torch.uint8, device=self.device)
-        for ch in range(3):  # three plane copies beat one strided 4->3 byte copy
-            obs[..., ch].copy_(rgba[..., ch])
-        return obs
+        rgba = frame.view(-1).index_select(0, idx.view(-1)).view(torch.uint8).view(b, n, SIDE, SIDE, 4)
+        return rgba[..., :3]
 
     def _visible(self) -> Tensor:
         """``(B, N, N)``: j inside k's 15x15 window (find_visible_agents, after the move)."""
@@ -478,9 +512,6 @@ class GridWorld:
 
     def render_frame(self) -> Tensor:
         """``(B, H, W, 3)`` uint8 full-map RGB of the last observation (agents and beams drawn)."""
-        frame = getattr(self, "last_frame", None)
-        if frame is None:
-            raise ValueError("render_frame needs a reset() or step() first")
-        grid = frame[:, : self.dummy].view(self.num_envs, self.padded_height, self.padded_width)
+        grid = self.last_frame[:, : self.dummy].view(self.num_envs, self.padded_height, self.padded_width)
         grid = grid[:, VIEW : VIEW + self.height, VIEW : VIEW + self.width].contiguous()
         return grid.view(torch.uint8).view(self.num_envs, self.height, self.width, 4)[..., :3].contiguous()

@@ -26,11 +26,8 @@ class HarvestEnv(GridWorld):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.apple_cells = self.cells("A")
         # j**2 + k**2 <= APPLE_RADIUS with integer j, k is exactly the 3x3 block (fact sheet §9.1)
         self.reach = max(j for j in range(APPLE_RADIUS + 1) if j * j <= APPLE_RADIUS)
-        self.apple_idx = self.apple_cells.expand(self.num_envs, -1)
-        """``(B, K)`` apple cell ids, the index of gathers and scatters over apple cells."""
         cells = self.apple_cells.tolist() or [self.map_span.start - 1]
         lo, hi = min(cells), max(cells) + 1
         self._span = (lo, hi)
