@@ -116,8 +116,7 @@ class ActorCritic(nn.Module):
     def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """``obs (…, N, 15, 15, 3)`` uint8 → (FC features ``(…, N, F)``, conv features ``(…, N, C·H·W)``)."""
         lead = obs.shape[:-4]
-        x = obs.reshape(-1, *obs.shape[-4:]).float().div_(255.0)  # (M, N, H, W, C)
-        conv = F.relu(self.conv(x)).flatten(2)
+        conv = F.relu(self.conv(obs.reshape(-1, *obs.shape[-4:]), 1.0 / 255.0)).flatten(2)
         conv = conv.view(*lead, *conv.shape[1:])
         return self._run_mlp(self.fc, conv), conv
 
