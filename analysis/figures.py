@@ -64,8 +64,9 @@ def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title
                  confidence: float, stem: Path) -> tuple[list[Path], list[str]]:
     """Mean and sliding-window `confidence` CI of `column` vs agent steps, one panel per game.
 
-    Curves without data for `column` are left out; returns the files (none when nothing is
-    left) and notes (window fallbacks, skipped figure)."""
+    The title gets the CI and the window actually used appended (a curve whose logging interval
+    exceeds `window` uses that interval). Curves without data for `column` are left out; returns
+    the files (none when nothing is left) and notes (window fallbacks, skipped figure)."""
     data: dict[str, list[tuple[Curve, list[pd.DataFrame]]]] = {}
     for env, curves in panels.items():
         for curve in curves:
@@ -75,11 +76,13 @@ def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title
     if not data:
         return [], [f"{stem.name}: no run logged {column}; figure skipped"]
     notes: list[str] = []
+    used: list[float] = []
     with plt.rc_context(STYLE):
         fig, axes = _panels(len(data))
         for ax, (env, curves) in zip(axes, data.items()):
             for curve, frames in curves:
                 w, note = effective_window(frames, window)
+                used.append(w)
                 if note:
                     notes.append(f"{stem.name} {env} {curve.label}: {note}")
                 ci = sliding_window_ci(frames, w, confidence)
@@ -92,7 +95,9 @@ def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title
             ax.set_xlabel("agent steps")
             ax.set_ylabel(ylabel)
             ax.legend(loc="best")
-        fig.suptitle(title)
+        lo, hi = min(used), max(used)
+        span = f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}"
+        fig.suptitle(f"{title} ({confidence:.1%} CI, sliding window {span} agent steps)")
         fig.tight_layout()
         return save(fig, stem), notes
 

@@ -87,13 +87,12 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
             paths.extend(files)
             notes.extend(fig_notes)
 
-    ci = f"{opts.confidence:.1%} CI, sliding window {opts.window:g} agent steps"
     for name, (title, rewards) in paper.EXPERIMENTS.items():
         best_curves = {env: [figures.Curve(paper.MODEL_TITLES[r], figures.color(r), best[(env, r)].runs)
                              for r in rewards if (env, r) in best] for env in paper.ENVS}
-        draw(best_curves, "collective_reward", "collective reward", f"{title}: best setting ({ci})",
+        draw(best_curves, "collective_reward", "collective reward", f"{title}: best setting",
              f"collective_{name}")
-        draw(best_curves, "equality_weighted", "R·(1−G)", f"{title}: equality-weighted ({ci})",
+        draw(best_curves, "equality_weighted", "R·(1−G)", f"{title}: equality-weighted",
              f"equality_weighted_{name}")
         top_curves: dict[str, list[figures.Curve]] = {}
         for env in paper.ENVS:
@@ -103,17 +102,17 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
                     top_curves.setdefault(env, []).append(
                         figures.Curve(f"{paper.MODEL_TITLES[r]} (top {k})", figures.color(r), runs))
         draw(top_curves, "collective_reward", "collective reward",
-             f"{title}: top {opts.top_k} settings × seeds ({ci})", f"top{opts.top_k}_{name}")
+             f"{title}: top {opts.top_k} settings × seeds", f"top{opts.top_k}_{name}")
     prosocial = {}
     for env in paper.ENVS:
         runs, k = top_runs(env, "collective")
         if runs:
             prosocial[env] = [figures.Curve(f"prosocial, top {k} settings", figures.color("collective"), runs)]
-    draw(prosocial, "collective_reward", "collective reward", f"Prosocial agents ({ci})", "prosocial_collective")
+    draw(prosocial, "collective_reward", "collective reward", "Prosocial agents", "prosocial_collective")
     for env in sorted({e for e, _ in best} - set(paper.ENVS)):
         curves = [figures.Curve(paper.MODEL_TITLES.get(r, r), figures.color(r), s.runs)
                   for (e, r), s in sorted(best.items()) if e == env]
-        draw({env: curves}, "collective_reward", "collective reward", f"{env}: best setting ({ci})",
+        draw({env: curves}, "collective_reward", "collective reward", f"{env}: best setting",
              f"collective_{env}")
     return paths
 
