@@ -65,10 +65,11 @@ def series(run: Run, column: str) -> pd.DataFrame:
 
 
 def final_value(run: Run, column: str, last_n: int) -> float:
-    """Mean of the last `last_n` logged non-NaN values of `column` (all of them if fewer);
-    NaN when the run never logged it. Table 4 reads `collective_reward` this way."""
+    """Mean of the last `last_n` logged non-NaN values of `column`, but of no more than the
+    second half of them (a short run's first, untrained episodes never count as "final"); NaN
+    when the run never logged it. Table 4 reads `collective_reward` this way."""
     values = series(run, column)["value"].to_numpy()
-    return float(values[-last_n:].mean()) if len(values) else float("nan")
+    return float(values[-min(last_n, max(1, len(values) // 2)):].mean()) if len(values) else float("nan")
 
 
 def setting_finals(setting: Setting, column: str, last_n: int) -> np.ndarray:

@@ -102,7 +102,7 @@ def hparam_table(number: int, best: dict[tuple[str, str], Setting], all_settings
             count_row.append(f"{len(tried)} × 0")
     rows += [score_row, count_row]
     return Table(f"Table {number}: best hyperparameters, {title} experiment (ours / paper)", header, rows,
-                 [f"Best = highest final collective reward (mean of the last {last_n} logged points) "
+                 [f"Best = highest final collective reward (mean of the last {last_n} logged points, at most the second half of them) "
                   "averaged over seeds. '-' = not in the config (ours) or not used (paper); "
                   "'n/a' = not a row of the paper's table."])
 
@@ -142,7 +142,8 @@ def table4(frame: pd.DataFrame, confidence: float, alpha: float, last_n: int) ->
             row += [f"{r.paper:g}", ours, str(r.n), _p(r.p_vs_paper_ia)]
         rows.append(row)
     return Table("Table 4: final collective reward", header, rows, [
-        f"Ours: per seed, the mean collective_reward of the last {last_n} logged points; then mean over "
+        f"Ours: per seed, the mean collective_reward of the last {last_n} logged points (at most the "
+        "second half of them); then mean over "
         f"seeds of the best setting with a {confidence:.0%} Student-t CI.",
         f"p: two-sided one-sample t-test of the seeds against the paper's inequity-aversion number; "
         f"bold = significantly above it at alpha = {alpha:g}."])
@@ -256,4 +257,5 @@ def box_trapped_table(settings: list[Setting], eval_frames: dict[str, pd.DataFra
     return Table("Box trapped: fraction of trajectories in which the box is opened",
                  ["Model", "Setting", "Seeds", f"Training (box_opened) [{confidence:.0%} CI]",
                   "Evaluation (eval/box_trapped.csv)", "Paper"], rows,
-                 [f"Training: per seed, the mean of the last {last_n} logged box_opened values."])
+                 [f"Training: per seed, the mean of the last {last_n} logged box_opened values "
+                  "(at most the second half of them)."])
