@@ -45,6 +45,7 @@ class EnvConfig:
     map: str = MISSING
     num_agents: int = 5
     horizon: int = 1000
+    compile: bool = False
 
 
 @dataclass

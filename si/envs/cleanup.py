@@ -31,6 +31,18 @@ WASTE = rgb(99, 156, 194)
 STREAM_ORDER, STREAM_APPLE, STREAM_WASTE, STREAM_WASTE_CELL = 10, 11, 12, 13
 
 
+def random_order(keys: Tensor) -> tuple[Tensor, Tensor]:
+    """``(order, rank)`` of ``keys (B, N)``: ``order[b, r]`` is the agent at rank ``r`` (as
+    ``keys.argsort(1)``, ties by index) and ``rank[b, i]`` agent ``i``'s rank. Built from ``N × N``
+    comparisons, which ``torch.compile`` fuses with the rest of the step (a sort splits it)."""
+    n = keys.shape[1]
+    idx = torch.arange(n, device=keys.device)
+    ki, kj = keys[:, :, None], keys[:, None, :]
+    rank = ((kj < ki) | ((kj == ki) & (idx < idx[:, None]))).sum(2)
+    order = ((rank[:, None, :] == idx[:, None]) * idx).sum(2)
+    return order, rank
+
+
 class CleanupEnv(GridWorld):
     """Batched Cleanup; 9 actions (Harvest's 8 plus CLEAN)."""
 
@@ -38,6 +50,7 @@ class CleanupEnv(GridWorld):
     extra_chars = "BHRS"
     apple_char = "B"
     action_names = (*BASE_ACTION_NAMES, "CLEAN")
+    num_beams = 2
     _state_names = (*GridWorld._state_names, "waste")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -55,7 +68,7 @@ class CleanupEnv(GridWorld):
         self.waste[:, self.cells("H")] = True
 
     def _waste_count(self) -> Tensor:
-        return self._count(self.waste)
+        return self._count(self.waste, self.waste_idx)
 
     def _terrain_cells(self) -> list[tuple[Tensor, Tensor]]:
         dirty = self.waste.gather(1, self.waste_idx)
@@ -68,7 +81,7 @@ class CleanupEnv(GridWorld):
         earlier ones. Returns waste cells cleaned per agent and the beam cells to draw.
         """
         b, n = self.num_envs, self.num_agents
-        order = self.uniform(STREAM_ORDER, n).argsort(1)  # order[:, rank] = agent acting at that rank
+        order, rank = random_order(self.uniform(STREAM_ORDER, n))  # order[:, r] = agent acting at rank r
         cells = self.beam_cells().view(b, n, -1).gather(1, order[..., None].expand(-1, -1, 3 * BEAM_LEN))
         cells = cells.view(b, n, 3, BEAM_LEN)  # by rank from here on
         flat = cells.view(b, -1)
@@ -77,15 +90,14 @@ class CleanupEnv(GridWorld):
         cleaning = (actions == CLEAN).gather(1, order)
         cover = torch.empty_like(blocked)
         cleaned = torch.empty(b, n, device=self.device)
-        for rank in range(n):
-            ray = cells[:, rank]
+        for r in range(n):
+            ray = cells[:, r]
             dirty = self.waste.gather(1, ray.view(b, -1)).view_as(ray)
-            cover[:, rank] = self.ray_cover(blocked[:, rank], agent[:, rank] | dirty) & cleaning[:, rank, None, None]
-            hit = cover[:, rank] & dirty
-            self.waste.scatter_(1, torch.where(hit, ray, self.dummy).view(b, -1), False)
-            cleaned[:, rank] = hit.view(b, -1).sum(1, dtype=torch.float32)
-        cleaned = torch.empty_like(cleaned).scatter_(1, order, cleaned)  # back to agent order
-        return cleaned, torch.where(cover, cells, self.dummy).view(b, -1)
+            cover[:, r] = self.ray_cover(blocked[:, r], agent[:, r] | dirty) & cleaning[:, r, None, None]
+            hit = cover[:, r] & dirty
+            self._put(self.waste, torch.where(hit, ray, self.dummy).view(b, -1), False)
+            cleaned[:, r] = hit.view(b, -1).sum(1, dtype=torch.float32)
+        return cleaned.gather(1, rank), torch.where(cover, cells, self.dummy).view(b, -1)  # cleaned by agent
 
     def _spawn(self, occ: Tensor) -> None:
         """CleanupEnv.compute_probabilities + spawn_apples_and_waste."""
@@ -102,12 +114,10 @@ class CleanupEnv(GridWorld):
         p_apple = torch.where(live, p_apple, 0.0)
         have = self.apples.gather(1, self.apple_idx)
         grow = ~have & (self.uniform(STREAM_APPLE, len(self.apple_cells)) < p_apple[:, None])
-        self.apples.scatter_(1, self.apple_idx, have | grow)
-        self.apples.scatter_(1, self.pos, False)  # no growth under agents (their cells were just eaten)
+        self._put(self.apples, self.apple_idx, have | grow)
+        self._put(self.apples, self.pos, False)  # no growth under agents (their cells were just eaten)
         clean = ~dirty
         p_waste = 1 - (1 - WASTE_SPAWN_PROB) ** clean.sum(1, dtype=torch.float32)
         spawn = live & (self.uniform(STREAM_WASTE, 1)[:, 0] < p_waste)
-        pick = torch.where(clean, self.uniform(STREAM_WASTE_CELL, area), -1.0).argmax(1)
-        cell = torch.where(spawn, self.waste_cells[pick], self.dummy)
-        self.waste.scatter_(1, cell[:, None], True)
-        self.waste[:, self.dummy] = False
+        pick = torch.where(clean, self.uniform(STREAM_WASTE_CELL, area), -1.0).argmax(1, keepdim=True)
+        self._put(self.waste, self.waste_idx.gather(1, pick), spawn[:, None] | dirty.gather(1, pick))

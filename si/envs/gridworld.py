@@ -96,6 +96,18 @@ def _mix32(x: Tensor) -> Tensor:
     return x ^ ((x >> 16) & 0xFFFF)
 
 
+def _take(src: Tensor, idx: Tensor) -> Tensor:
+    """``src[idx]`` for a 1-d ``src``, shaped like ``idx``.
+
+    Eagerly ``index_select`` (the fastest CPU gather kernel); under ``torch.compile`` advanced
+    indexing, which inductor lowers to nested loops (its ``index_select`` loop divides the flat
+    output index, several times slower).
+    """
+    if torch.compiler.is_compiling():
+        return src[idx]
+    return src.index_select(0, idx.view(-1)).view(idx.shape)
+
+
 def _i32(v: int) -> int:
     """``v`` modulo 2**32 as a signed int32 value."""
     v &= 0xFFFFFFFF
@@ -115,6 +127,8 @@ class GridWorld:
     """Map characters the subclass understands besides '@', 'P', ' '."""
     apple_char = "A"
     """Map character of the cells where apples grow."""
+    num_beams = 1
+    """Kinds of beams drawn per step (FIRE; Cleanup adds CLEAN): fixes the shape of ``_drawn``."""
 
     def __init__(
         self,
@@ -206,6 +220,9 @@ class GridWorld:
         # int32 (B * num_cells < 2**31): index_select takes int32 indexes, half the bytes of int64
         self.view_offset = torch.stack([torch.rot90(flat, k).reshape(-1) for k in range(4)]).to(dev, torch.int32)
 
+        cell_ids = torch.arange(self.num_cells, device=dev)
+        self._row_of, self._col_of = cell_ids // wp, cell_ids % wp
+        """Padded row and column of every cell (only their differences are used)."""
         self._env_ids = torch.arange(num_envs, device=dev)
         self._env_offset = self._env_ids[:, None] * self.num_cells
         """``(B, 1)`` flat offset of env b's row in a ``(B, num_cells)`` tensor."""
@@ -257,9 +274,23 @@ class GridWorld:
         """Map (unpadded) row and column of padded flat cell ids."""
         return pos // self.padded_width - VIEW, pos % self.padded_width - VIEW
 
-    def _count(self, mask: Tensor) -> Tensor:
-        """``(B,)`` float32 number of True cells of a ``(B, num_cells)`` mask inside the map rows."""
-        return mask[:, self.map_span].view(torch.uint8).sum(1, dtype=torch.int32).to(torch.float32)
+    @staticmethod
+    def _count(mask: Tensor, idx: Tensor) -> Tensor:
+        """``(B,)`` float32 number of True cells of a ``(B, num_cells)`` mask among the cells ``idx``
+        (``(B, K)``, the only cells where the mask can be True)."""
+        return mask.gather(1, idx).sum(1, dtype=torch.int32).to(torch.float32)
+
+    def _put(self, buf: Tensor, cells: Tensor, values: Tensor | bool | int) -> None:
+        """``buf[b, cells[b, i]] = values[b, i]`` in place for a ``(B, num_cells)`` state tensor.
+
+        Eagerly ``scatter_`` (5x faster than ``index_put_`` on CPU); under ``torch.compile`` an
+        ``index_put_``, which inductor updates in place, where it copies the whole buffer for
+        every ``scatter_``.
+        """
+        if torch.compiler.is_compiling():
+            buf[self._env_ids[:, None], cells] = values
+        else:
+            buf.scatter_(1, cells, values)
 
     def _blocked(self, cells: Tensor) -> Tensor:
         """``(B, …)`` True where ``cells`` (``(B, …)``) cannot be entered or crossed by beams."""
@@ -310,7 +341,7 @@ class GridWorld:
             "fires": fires,
             "hits": hits,
             "cleaned": cleaned,
-            "apples_on_map": self._count(self.apples),
+            "apples_on_map": self._count(self.apples, self.apple_idx),
             "waste_on_map": self._waste_count(),
         }
 
@@ -350,6 +381,13 @@ class GridWorld:
             stats=stats,
         )
 
+    def compile(self) -> None:
+        """Run :meth:`_advance` through ``torch.compile`` from the next step on (same results bit
+        for bit). On CPU the kernels are generated scalar and without index checks: inductor's
+        vectorised code for gathers and bool tensors is several times slower than its scalar code."""
+        options = {"cpp.simdlen": 1, "assert_indirect_indexing": False} if self.device.type == "cpu" else {}
+        self._advance = torch.compile(self._advance, dynamic=False, options=options)  # type: ignore[method-assign]
+
     def _advance(self, actions: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor]:
         """The transition as pure tensor work (no host sync, no Python state but tensors), so
         ``torch.compile`` can fuse it: returns reward, stats, observations and visibility."""
@@ -363,7 +401,7 @@ class GridWorld:
         self.pos = resolve_moves(self.pos, target, self.uniform(2, n))
         # eating (Agent.consume)
         ate = self.apples.gather(1, self.pos)
-        self.apples.scatter_(1, self.pos, False)
+        self._put(self.apples, self.pos, False)
         occ = self._occupancy()
         # FIRE (Harvest/CleanupEnv.custom_action, MapEnv.update_map_fire)
         fires = actions == FIRE if self.has_fire else torch.zeros_like(actions, dtype=torch.bool)
@@ -407,9 +445,11 @@ class GridWorld:
     def ray_cover(blocked: Tensor, stop: Tensor) -> Tensor:
         """Cells a ray covers: it ends before the first ``blocked`` cell (wall, closed door, map edge)
         and on the first ``stop`` cell (an agent, or waste for CLEAN). Last dim = steps along the ray."""
-        clear = (~blocked & ~stop).to(torch.uint8).cumprod(-1).bool()
-        before = torch.cat([torch.ones_like(clear[..., :1]), clear[..., :-1]], -1)
-        return before & ~blocked
+        clear = ~blocked & ~stop
+        reach = [torch.ones_like(clear[..., 0])]  # reach[k]: all cells before step k are clear
+        for k in range(1, clear.shape[-1]):  # a prefix AND of BEAM_LEN steps (cumprod stops torch.compile fusion)
+            reach.append(reach[-1] & clear[..., k - 1])
+        return torch.stack(reach, -1) & ~blocked
 
     def _fire(self, fires: Tensor, occ: Tensor) -> tuple[Tensor, Tensor]:
         """Penalty beams of all firers at once (FIRE changes no cell, so their order is irrelevant).
@@ -445,14 +485,16 @@ class GridWorld:
         if self._frame is None:
             self._frame = self.base_colour.expand(b, -1).clone()
         frame = self._frame
-        frame.scatter_(1, self._drawn, self.base_colour[self._drawn])
+        self._put(frame, self._drawn, self.base_colour[self._drawn])
         for cells, colour in self._terrain_cells():
-            frame.scatter_(1, cells, colour)
-        frame.scatter_(1, self.pos, self.agent_colour.expand(b, -1))
+            self._put(frame, cells, colour)
+        self._put(frame, self.pos, self.agent_colour.expand(b, -1))
         beams = [(cells, value) for cells, value in ((clean_cells, CLEAN_BEAM), (fire_cells, FIRE_BEAM)) if cells is not None]
         for cells, value in beams:
-            frame.scatter_(1, cells, value)
-        self._drawn = torch.cat([self.pos, *(cells for cells, _ in beams)], 1)
+            self._put(frame, cells, value)
+        drawn = torch.cat([self.pos, *(cells for cells, _ in beams)], 1)
+        width = self.num_agents * (1 + 3 * BEAM_LEN * self.num_beams)  # one shape: one compiled graph
+        self._drawn = torch.nn.functional.pad(drawn, (0, width - drawn.shape[1]), value=self.dummy)
         return frame
 
     @property
@@ -472,14 +514,13 @@ class GridWorld:
         """
         b, n = self.num_envs, self.num_agents
         frame = self._draw(fire_cells, clean_cells)
-        idx = self.view_offset.index_select(0, self.orient.view(-1)).view(b, n, -1)
-        idx += (self.pos + self._env_offset).to(torch.int32)[..., None]  # (B, N, 225) flat cells of each view
-        rgba = frame.view(-1).index_select(0, idx.view(-1)).view(torch.uint8).view(b, n, SIDE, SIDE, 4)
-        return rgba[..., :3]
+        idx = self.view_offset.index_select(0, self.orient.view(-1)).view(b, n, SIDE, SIDE)
+        idx += (self.pos + self._env_offset).to(torch.int32)[..., None, None]  # flat cells of each view
+        return _take(frame.view(-1), idx).view(torch.uint8).view(b, n, SIDE, SIDE, 4)[..., :3]
 
     def _visible(self) -> Tensor:
         """``(B, N, N)``: j inside k's 15x15 window (find_visible_agents, after the move)."""
-        r, c = self.rows_cols(self.pos)
+        r, c = self._row_of[self.pos], self._col_of[self.pos]  # tables: no integer division
         dr = (r[:, :, None] - r[:, None, :]).abs()
         dc = (c[:, :, None] - c[:, None, :]).abs()
         return (dr <= VIEW) & (dc <= VIEW)

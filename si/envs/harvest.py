@@ -55,5 +55,5 @@ class HarvestEnv(GridWorld):
         prob = self.spawn_prob.index_select(0, near.view(-1).long()).view_as(near)
         have = self.apples.gather(1, self.apple_idx)
         grow = ~have & (self.uniform(STREAM_SPAWN, len(self.apple_cells)) < prob)
-        self.apples.scatter_(1, self.apple_idx, have | grow)
-        self.apples.scatter_(1, self.pos, False)  # no growth under agents (their cells were just eaten)
+        self._put(self.apples, self.apple_idx, have | grow)
+        self._put(self.apples, self.pos, False)  # no growth under agents (their cells were just eaten)

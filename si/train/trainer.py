@@ -88,6 +88,8 @@ class Trainer:
             cfg.env.name, num_envs=cfg.budget.num_envs, num_agents=cfg.env.num_agents,
             map_name=cfg.env.map, horizon=cfg.env.horizon, device=self.device,
         )
+        if cfg.env.compile:
+            self.env.compile()
         self.n, self.a = self.env.num_agents, self.env.num_actions
         torch.manual_seed(cfg.seed)  # weights depend on the seed only
         mc = cfg.model
