@@ -59,6 +59,7 @@ class ModelConfig:
     vocab: int = 9
     comm_embedding: int = 32
     moa: bool = False
+    compile: bool = False
 
 
 @dataclass

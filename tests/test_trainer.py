@@ -85,3 +85,12 @@ def test_budget_is_derived_once_and_scales_the_curriculum():
     b = Budget.from_config(cfg)
     assert b.agent_steps == b.iterations * b.steps_per_iter >= cfg.budget.agent_steps
     assert b.curriculum_steps == pytest.approx(140e6 * b.agent_steps / 3e8)
+
+
+@pytest.mark.parametrize("reward", ["influence", "comm_influence", "moa_influence"])
+def test_compiled_influence_equals_eager(reward: str) -> None:
+    """``model.compile`` (torch.compile of the influence counterfactuals) gives the eager values."""
+    eager, comp = make("env=harvest", f"reward={reward}"), make("env=harvest", f"reward={reward}", "model.compile=true")
+    a, b = eager.collect(), comp.collect()  # influence only enters rewards, so the actions agree
+    assert torch.equal(a["actions"], b["actions"]) and a["influence"].abs().sum() > 0
+    torch.testing.assert_close(b["influence"], a["influence"], rtol=1e-4, atol=1e-6)

@@ -1,8 +1,9 @@
 """Learner benchmark: agent-steps/s of full training iterations for each reward variant.
 
-``python -m si.bench train [--env harvest] [--num-envs 64] [--iters 5] [--device auto]``
+``python -m si.bench train [--env harvest] [--num-envs 64] [--iters 5] [--device auto] [--compile]``
 prints, per variant, env-steps/s, agent-steps/s (N × env-steps/s) and the step-time ratio to
-the A3C baseline (``extrinsic``).  Configs come from ``conf/`` with the paper's values.
+the A3C baseline (``extrinsic``).  Configs come from ``conf/`` with the paper's values;
+``--compile`` sets ``env.compile=true model.compile=true`` (compiling is not timed).
 """
 
 from __future__ import annotations
@@ -48,11 +49,14 @@ def main(argv: list[str]) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch default")
     p.add_argument("--rewards", default=",".join(REWARD_NAMES), help="comma-separated reward variants")
+    p.add_argument("--compile", action="store_true", help="torch.compile the env step and the influence")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. optim.rollout_len=100")
     args = p.parse_args(argv)
     register_configs()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.compile:
+        args.overrides += ["env.compile=true", "model.compile=true"]
     rewards = args.rewards.split(",")
     if "extrinsic" not in rewards:
         rewards.insert(0, "extrinsic")

@@ -102,6 +102,9 @@ class Trainer:
         self.gen.manual_seed(cfg.seed + 1)
         self.source = rc.influence
         self.k = rc.num_influencers if self.source == "action" else 0
+        influence = {"action": action_influence, "symbol": symbol_influence, "moa": moa_influence}.get(self.source)
+        self.influence = torch.compile(influence, dynamic=False) if influence and mc.compile else influence
+        """The influence function of the reward's source (Eq 1–3, §6), compiled with ``model.compile``."""
         self.iteration = 0
         self.episodes = 0
         self.acc = Accumulator()
@@ -170,7 +173,7 @@ class Trainer:
             actions[:, k:] = self._sample(pol_j.logits[:, k:])
             if influence:
                 probs_k = torch.softmax(pol.logits[:, :k], -1)
-                rec["influence"] = action_influence(m, gates, state["c"], actions, probs_k, k, self.cfg.reward.divergence)
+                rec["influence"] = self.influence(m, gates, state["c"], actions, probs_k, k, self.cfg.reward.divergence)
             pol.logits = torch.cat([pol.logits[:, :k], pol_j.logits[:, k:]], 1)
             pol.value = torch.cat([pol.value[:, :k], pol_j.value[:, k:]], 1)
         rec.update(act_in=act_in, actions=actions, logits=pol.logits, values=pol.value)
@@ -178,14 +181,14 @@ class Trainer:
             symbols = self._sample(pol.comm_logits)
             rec.update(symbols=symbols, prev_symbols=prev_symbols, comm_values=pol.comm_value, comm_logits=pol.comm_logits)
             if self.source == "symbol" and influence:
-                infl = symbol_influence(m, gates, state["c"], prev_symbols, c["prev_symbol_probs"], actions, self.cfg.reward.divergence)
+                infl = self.influence(m, gates, state["c"], prev_symbols, c["prev_symbol_probs"], actions, self.cfg.reward.divergence)
                 rec["influence"] = infl * (~first)[:, None, None]
         if m.moa:
             mg = m.moa_gates(conv, state["moa_h"], actions)
             if self.source == "moa" and influence:
                 vis = c["visible"] if self.cfg.reward.only_visible else None
                 probs = torch.softmax(pol.logits, -1)
-                rec["influence"] = moa_influence(m, mg, state["moa_c"], actions, probs, vis, self.cfg.reward.divergence)
+                rec["influence"] = self.influence(m, mg, state["moa_c"], actions, probs, vis, self.cfg.reward.divergence)
             _, new_state = m.moa_step(mg, new_state)
         return rec, new_state
 
