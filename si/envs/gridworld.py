@@ -188,8 +188,9 @@ class GridWorld:
         self.base_colour = base
         self._frame: Tensor | None = None
         """``(B, num_cells)`` int32 colours of the last drawn frame, updated in place (see ``_draw``)."""
-        self._drawn = torch.full((num_envs, 1), self.dummy, device=dev)
-        """Cells where ``_frame`` shows agents or beams instead of terrain."""
+        self._drawn = torch.full((num_envs, num_agents * (1 + 3 * BEAM_LEN * self.num_beams)), self.dummy, device=dev)
+        """Cells where ``_frame`` shows agents or beams instead of terrain, padded with the dummy
+        cell to one fixed width (one shape: one compiled graph)."""
         self.agent_colour = torch.tensor(
             [AGENT_COLOURS[i % len(AGENT_COLOURS)] for i in range(num_agents)], dtype=torch.int32, device=dev
         )
@@ -222,7 +223,7 @@ class GridWorld:
 
         cell_ids = torch.arange(self.num_cells, device=dev)
         self._row_of, self._col_of = cell_ids // wp, cell_ids % wp
-        """Padded row and column of every cell (only their differences are used)."""
+        """Padded row and column of every cell (lookup tables: no integer division per step)."""
         self._env_ids = torch.arange(num_envs, device=dev)
         self._env_offset = self._env_ids[:, None] * self.num_cells
         """``(B, 1)`` flat offset of env b's row in a ``(B, num_cells)`` tensor."""
@@ -272,7 +273,7 @@ class GridWorld:
 
     def rows_cols(self, pos: Tensor) -> tuple[Tensor, Tensor]:
         """Map (unpadded) row and column of padded flat cell ids."""
-        return pos // self.padded_width - VIEW, pos % self.padded_width - VIEW
+        return self._row_of[pos] - VIEW, self._col_of[pos] - VIEW
 
     @staticmethod
     def _count(mask: Tensor, idx: Tensor) -> Tensor:
@@ -493,8 +494,7 @@ class GridWorld:
         for cells, value in beams:
             self._put(frame, cells, value)
         drawn = torch.cat([self.pos, *(cells for cells, _ in beams)], 1)
-        width = self.num_agents * (1 + 3 * BEAM_LEN * self.num_beams)  # one shape: one compiled graph
-        self._drawn = torch.nn.functional.pad(drawn, (0, width - drawn.shape[1]), value=self.dummy)
+        self._drawn = torch.nn.functional.pad(drawn, (0, self._drawn.shape[1] - drawn.shape[1]), value=self.dummy)
         return frame
 
     @property
@@ -520,7 +520,7 @@ class GridWorld:
 
     def _visible(self) -> Tensor:
         """``(B, N, N)``: j inside k's 15x15 window (find_visible_agents, after the move)."""
-        r, c = self._row_of[self.pos], self._col_of[self.pos]  # tables: no integer division
+        r, c = self.rows_cols(self.pos)
         dr = (r[:, :, None] - r[:, None, :]).abs()
         dc = (c[:, :, None] - c[:, None, :]).abs()
         return (dr <= VIEW) & (dc <= VIEW)
