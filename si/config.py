@@ -86,6 +86,7 @@ class OptimConfig:
     lr_init: float = MISSING
     lr_end: float = MISSING
     entropy: float = MISSING
+    entropy_end: float | None = None
     gamma: float = 0.99
     gae_lambda: float = 1.0
     value_coef: float = 0.5
@@ -98,6 +99,8 @@ class OptimConfig:
     moa_only_when_visible: bool = False
     ppo_epochs: int = 4
     ppo_clip: float = 0.2
+    warmup_agents: list[int] = field(default_factory=list)
+    warmup_steps: int = 0
 
 
 @dataclass
@@ -167,6 +170,11 @@ def validate(cfg: DictConfig | Config) -> None:
         _check(c.optim[key] > 0, f"optim.{key}", c.optim[key], "> 0")
     for key in ("entropy", "comm_entropy", "moa_loss_weight", "comm_loss_weight", "value_coef"):
         _check(c.optim[key] >= 0, f"optim.{key}", c.optim[key], ">= 0")
+    if c.optim.entropy_end is not None:
+        _check(c.optim.entropy_end >= 0, "optim.entropy_end", c.optim.entropy_end, ">= 0 or null")
+    for i in c.optim.warmup_agents:
+        _check(0 <= i < n, "optim.warmup_agents", list(c.optim.warmup_agents), f"agent indices in [0, {n - 1}]")
+    _check(c.optim.warmup_steps >= 0, "optim.warmup_steps", c.optim.warmup_steps, ">= 0")
     _check(0 < c.optim.gamma <= 1, "optim.gamma", c.optim.gamma, "in (0, 1]")
     _check(0 <= c.optim.gae_lambda <= 1, "optim.gae_lambda", c.optim.gae_lambda, "in [0, 1]")
     _check(c.optim.rollout_len >= 1, "optim.rollout_len", c.optim.rollout_len, ">= 1")

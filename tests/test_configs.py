@@ -73,6 +73,8 @@ def test_experiment_then_budget_override_keeps_the_command_line_budget():
     [
         (["reward=influence", "reward.num_influencers=5"], "reward.num_influencers"),
         (["optim.lr_init=-0.1"], "optim.lr_init"),
+        (["optim.entropy_end=-0.001"], "optim.entropy_end"),
+        (["optim.warmup_agents=[5]"], "optim.warmup_agents"),
         (["reward=comm", "model.vocab=1"], "model.vocab"),
         (["reward=influence", "reward.divergence=cosine"], "reward.divergence"),
         (["device=tpu"], "device"),

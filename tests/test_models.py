@@ -20,11 +20,11 @@ def _obs(b: int = B) -> torch.Tensor:
 def test_gradient_on_one_agent_changes_nobody_else():
     m = _model(visible_actions=True, comm=True, moa=True, vocab=4)
     state = {k: torch.randn_like(v) for k, v in m.initial_state(B).items()}
-    feat, conv = m.encode(_obs())
+    feat, moa_feat = m.encode(_obs())
     acts = torch.randint(0, A, (B, N, N))
     gates = m.base_gates(feat, state["h"], torch.zeros(B, N, dtype=torch.long)) + m.action_term(acts)
     pol, state = m.policy_step(gates, state)
-    moa_logits, _ = m.moa_step(m.moa_gates(conv, state["moa_h"], acts[:, 0]), state)
+    moa_logits, _ = m.moa_step(m.moa_gates(moa_feat, state["moa_h"], acts[:, 0]), state)
     loss = sum(t[:, 0].sum() for t in (pol.logits, pol.value, pol.comm_logits, pol.comm_value, moa_logits))
     loss.backward()
     for name, p in m.named_parameters():
@@ -95,16 +95,16 @@ def test_symbol_counterfactuals_match_recomputing_with_each_symbol():
 def test_moa_counterfactuals_match_recomputing_with_each_own_action():
     m = _model(moa=True, visible_actions=True)
     state = {k: torch.randn_like(x) for k, x in m.initial_state(B).items()}
-    _, conv = m.encode(_obs())
+    _, moa_feat = m.encode(_obs())
     joint = torch.randint(0, A, (B, N))
-    gates = m.moa_gates(conv, state["moa_h"], joint)
+    gates = m.moa_gates(moa_feat, state["moa_h"], joint)
     p_cf = m.moa_counterfactual(gates, state["moa_c"], joint)
     assert p_cf.shape == (B, N, A, N, A)
     for k in range(N):
         for a in range(A):
             brute = joint.clone()
             brute[:, k] = a
-            logits, _ = m.moa_step(m.moa_gates(conv, state["moa_h"], brute), state)
+            logits, _ = m.moa_step(m.moa_gates(moa_feat, state["moa_h"], brute), state)
             torch.testing.assert_close(p_cf[:, k, a], torch.softmax(logits[:, k], -1))
 
 
@@ -115,3 +115,16 @@ def test_reset_state_zeroes_only_first_envs():
     out = m.reset_state(state, first)
     for v in out.values():
         assert v[first].abs().sum() == 0 and torch.all(v[~first] == 1)
+
+
+def test_fused_first_fc_layers_equal_the_separate_policy_and_moa_branches():
+    m = _model(moa=True)
+    obs = _obs()
+    feat, moa_feat = m.encode(obs)
+    plain = _model(moa=False)
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("moa")})
+    ref_feat, none = plain.encode(obs)
+    conv = torch.relu(m.conv(obs, 1.0 / 255.0)).flatten(2)
+    torch.testing.assert_close(feat, ref_feat)
+    torch.testing.assert_close(moa_feat, m._run_mlp(m.moa_fc, conv))
+    assert none is None

@@ -79,6 +79,33 @@ def test_ppo_option_trains():
     assert any(not torch.equal(a, b) for a, b in zip(before, t.model.parameters()))
 
 
+def test_entropy_weight_is_constant_by_default_and_anneals_with_entropy_end():
+    const = make("env=harvest", "reward=extrinsic", "optim.entropy=0.01")
+    anneal = make("env=harvest", "reward=extrinsic", "optim.entropy=0.01", "optim.entropy_end=0.002")
+    for t in (const, anneal):
+        t.iteration = t.budget.iterations // 2
+    assert const.entropy_coef() == 0.01
+    assert anneal.entropy_coef() == pytest.approx(0.01 + (0.002 - 0.01) * (anneal.budget.iterations // 2) / anneal.budget.iterations)
+    anneal.iteration = anneal.budget.iterations
+    assert anneal.entropy_coef() == pytest.approx(0.002)
+
+
+def test_warmup_agents_act_uniformly_and_their_policy_is_not_trained_until_warmup_ends():
+    t = make("env=box_trapped", "reward=moa_influence", "optim.warmup_agents=[0]", "optim.warmup_steps=1000")
+    roll = t.collect()
+    assert t.warming_up and torch.equal(roll["logits"][:, :, 0], torch.zeros_like(roll["logits"][:, :, 0]))
+    assert roll["logits"][:, :, 1].abs().sum() > 0
+    grads = _grads(t, roll)
+    assert grads["policy.weight"][0].abs().sum() == 0 and grads["policy.weight"][1].abs().sum() > 0
+    assert grads["value.weight"][0].abs().sum() > 0 and grads["moa_head.weight"][0].abs().sum() > 0
+    t.iteration = 1  # 1 × 8 envs × 25 steps = 200 agent steps: still warming up
+    assert t.warming_up
+    t.iteration = 5  # 1,000 agent steps: warm-up over, agent 0 uses and trains its own policy
+    assert not t.warming_up
+    roll = t.collect()
+    assert roll["logits"][:, :, 0].abs().sum() > 0 and _grads(t, roll)["policy.weight"][0].abs().sum() > 0
+
+
 def test_budget_is_derived_once_and_scales_the_curriculum():
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose("config", overrides=["env=harvest", "reward=influence", "budget=smoke"])

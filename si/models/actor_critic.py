@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from si.models.stacked import StackedConv, StackedEmbedding, StackedLinear, StackedLSTMCell
+from si.models.stacked import StackedConv, StackedEmbedding, StackedLinear, StackedLSTMCell, stacked_linear
 
 OBS_SHAPE = (15, 15, 3)
 State = dict[str, Tensor]
@@ -113,12 +113,27 @@ class ActorCritic(nn.Module):
         return {k: v * keep for k, v in state.items()}
 
     # ----------------------------------------------------------------- trunk
-    def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """``obs (…, N, 15, 15, 3)`` uint8 → (FC features ``(…, N, F)``, conv features ``(…, N, C·H·W)``)."""
+    def encode(self, obs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``obs (…, N, 15, 15, 3)`` uint8 → (policy FC features ``(…, N, F)``, MOA FC features
+        ``(…, N, F)`` or ``None`` without a MOA).
+
+        Both branches start from the same conv features; their first FC layers run as one matmul
+        with the two weights side by side, so the conv features (the largest activation, and a
+        memory-bound read) are read once, forward and backward.
+        """
         lead = obs.shape[:-4]
         conv = F.relu(self.conv(obs.reshape(-1, *obs.shape[-4:]), 1.0 / 255.0)).flatten(2)
         conv = conv.view(*lead, *conv.shape[1:])
-        return self._run_mlp(self.fc, conv), conv
+        if not self.moa:
+            return self._run_mlp(self.fc, conv), None
+        if not self.fc:
+            return conv, conv
+        first, moa_first = self.fc[0], self.moa_fc[0]
+        both = F.relu(stacked_linear(
+            conv, torch.cat([first.weight, moa_first.weight], -1), torch.cat([first.bias, moa_first.bias], -1)
+        ))
+        feat, moa_feat = both.split([first.weight.shape[-1], moa_first.weight.shape[-1]], -1)
+        return self._run_mlp(self.fc[1:], feat), self._run_mlp(self.moa_fc[1:], moa_feat)
 
     # ----------------------------------------------------------------- policy core
     def input_gates(self, feat: Tensor, msg_in: Tensor | None) -> Tensor:
@@ -171,15 +186,15 @@ class ActorCritic(nn.Module):
         return torch.softmax(self.policy(h, targets), dim=-1)
 
     # ----------------------------------------------------------------- model of other agents
-    def moa_input_gates(self, conv: Tensor, joint_actions: Tensor) -> Tensor:
-        """Non-recurrent MOA gate terms from conv features and the joint action ``a_t (…, N)``."""
-        feat = self._run_mlp(self.moa_fc, conv)
+    def moa_input_gates(self, moa_feat: Tensor, joint_actions: Tensor) -> Tensor:
+        """Non-recurrent MOA gate terms from the MOA FC features (:meth:`encode`) and the joint
+        action ``a_t (…, N)``."""
         acts = joint_actions.unsqueeze(-2).expand(*joint_actions.shape[:-1], self.num_agents, self.num_agents)
-        return self.moa_lstm.input(feat) + self.moa_action_in(acts)
+        return self.moa_lstm.input(moa_feat) + self.moa_action_in(acts)
 
-    def moa_gates(self, conv: Tensor, moa_h: Tensor, joint_actions: Tensor) -> Tensor:
+    def moa_gates(self, moa_feat: Tensor, moa_h: Tensor, joint_actions: Tensor) -> Tensor:
         """MOA gates of one step (adds the recurrent term to :meth:`moa_input_gates`)."""
-        return self.moa_input_gates(conv, joint_actions) + self.moa_lstm.recurrent(moa_h)
+        return self.moa_input_gates(moa_feat, joint_actions) + self.moa_lstm.recurrent(moa_h)
 
     def moa_logits(self, h: Tensor) -> Tensor:
         """``(…, N, H)`` → predicted next-action logits ``(…, N, N, A)`` of every agent."""

@@ -39,14 +39,16 @@ class StackedLinear(nn.Module):
     def forward(self, x: Tensor, agents: Tensor | None = None) -> Tensor:
         """``x (…, N, in)``; with ``agents (J,)`` the agent dim holds only those agents' inputs."""
         weight = self.weight if agents is None else self.weight[agents]
-        lead, n = x.shape[:-2], x.shape[-2]
-        xs = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # (N, M, in)
-        if self.bias is None:
-            y = torch.bmm(xs, weight)
-        else:
-            bias = self.bias if agents is None else self.bias[agents]
-            y = torch.baddbmm(bias[:, None], xs, weight)
-        return y.transpose(0, 1).reshape(*lead, n, -1)
+        bias = self.bias if agents is None or self.bias is None else self.bias[agents]
+        return stacked_linear(x, weight, bias)
+
+
+def stacked_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x (…, N, in) @ weight (N, in, out) + bias (N, out)`` per agent, as one batched matmul."""
+    lead, n = x.shape[:-2], x.shape[-2]
+    xs = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)  # (N, M, in)
+    y = torch.bmm(xs, weight) if bias is None else torch.baddbmm(bias[:, None], xs, weight)
+    return y.transpose(0, 1).reshape(*lead, n, -1)
 
 
 class StackedConv(nn.Module):

@@ -47,9 +47,11 @@ def actor_critic_loss(
     value_coef: float,
     old_logp: Tensor | None = None,
     clip: float = 0.2,
+    policy_weight: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """A2C loss ``-log π(a|s)·Â + c_v·½(V−R)² − c_H·H(π)`` (PPO's clipped surrogate when
-    ``old_logp`` is given), averaged over ``(T, B)``, summed over agents."""
+    ``old_logp`` is given), averaged over ``(T, B)``, summed over agents.  ``policy_weight (N,)``
+    scales each agent's policy and entropy terms (0 = its policy is not trained)."""
     logp, entropy = policy_terms(logits, actions)
     adv = advantages.detach()
     if old_logp is None:
@@ -58,7 +60,10 @@ def actor_critic_loss(
         ratio = (logp - old_logp).exp()
         pg = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
     v_loss = 0.5 * (values - returns.detach()).pow(2)
-    per_agent = (pg + value_coef * v_loss - entropy_coef * entropy).flatten(0, -2).mean(0)
+    policy_terms_ = pg - entropy_coef * entropy
+    if policy_weight is not None:
+        policy_terms_ = policy_terms_ * policy_weight
+    per_agent = (policy_terms_ + value_coef * v_loss).flatten(0, -2).mean(0)
     stats = {
         "loss_policy": pg.mean().item(),
         "loss_value": v_loss.mean().item(),

@@ -20,6 +20,7 @@ from si import metrics as M
 from si.config import PAPER_AGENT_STEPS
 from si.envs import make_env
 from si.models import ActorCritic
+from si.models.actor_critic import PolicyOut, State
 from si.rewards.influence import curriculum_weight
 from si.rewards.intrinsic import action_influence, moa_influence, symbol_influence
 from si.rewards.social import collective_reward, inequity_aversion
@@ -105,6 +106,9 @@ class Trainer:
         influence = {"action": action_influence, "symbol": symbol_influence, "moa": moa_influence}.get(self.source)
         self.influence = torch.compile(influence, dynamic=False) if influence and mc.compile else influence
         """The influence function of the reward's source (Eq 1–3, §6), compiled with ``model.compile``."""
+        self.warmup_agents = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+        self.warmup_agents[list(oc.warmup_agents)] = True
+        """Agents that act uniformly at random, with an untrained policy, during the warm-up."""
         self.iteration = 0
         self.episodes = 0
         self.acc = Accumulator()
@@ -144,11 +148,30 @@ class Trainer:
     def lr(self) -> float:
         return linear_schedule(self.cfg.optim.lr_init, self.cfg.optim.lr_end, self.iteration / self.budget.iterations)
 
+    def entropy_coef(self) -> float:
+        """Entropy weight: constant ``optim.entropy``, or annealed linearly to ``optim.entropy_end``."""
+        oc = self.cfg.optim
+        if oc.entropy_end is None:
+            return oc.entropy
+        return linear_schedule(oc.entropy, oc.entropy_end, self.iteration / self.budget.iterations)
+
     def _sample(self, logits: Tensor) -> Tensor:
         probs = torch.softmax(logits, -1)
         return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=self.gen).view(probs.shape[:-1])
 
     # ------------------------------------------------------------------ rollout
+    @property
+    def warming_up(self) -> bool:
+        """True while ``optim.warmup_agents`` still act uniformly at random (``optim.warmup_steps``)."""
+        return bool(self.cfg.optim.warmup_agents) and self.agent_steps < self.cfg.optim.warmup_steps
+
+    def _policy_step(self, gates: Tensor, state: State) -> tuple[PolicyOut, State]:
+        """:meth:`ActorCritic.policy_step`, with uniform logits for the warm-up agents."""
+        pol, new_state = self.model.policy_step(gates, state)
+        if self.warming_up:
+            pol.logits = pol.logits.masked_fill(self.warmup_agents[:, None], 0.0)
+        return pol, new_state
+
     @torch.no_grad()
     def _act(self, c: dict[str, Tensor], state: dict, influence: bool = True) -> tuple[dict, dict]:
         """One batched step of every agent from the carried inputs ``c``: sample actions (and
@@ -157,19 +180,19 @@ class Trainer:
         m, n, k = self.model, self.n, self.k
         first = c["first"]
         state = m.reset_state(state, first)
-        feat, conv = m.encode(c["obs"])
+        feat, moa_feat = m.encode(c["obs"])
         act_in = c["prev_actions"][:, None, :].expand(-1, n, n).clone()
         prev_symbols = c["prev_symbols"] * (~first)[:, None] if m.comm else None
         base = m.base_gates(feat, state["h"], prev_symbols)
         gates = base + m.action_term(act_in)
-        pol, new_state = m.policy_step(gates, state)
+        pol, new_state = self._policy_step(gates, state)
         actions = self._sample(pol.logits)
         rec: dict[str, Tensor] = {}
         if self.source == "action":
             # influencers (0..K-1) act first; influencees see their current actions (Fig 8a)
             act_in[:, k:, :k] = actions[:, None, :k]
             gates = base + m.action_term(act_in)
-            pol_j, new_state = m.policy_step(gates, state)
+            pol_j, new_state = self._policy_step(gates, state)
             actions[:, k:] = self._sample(pol_j.logits[:, k:])
             if influence:
                 probs_k = torch.softmax(pol.logits[:, :k], -1)
@@ -184,7 +207,7 @@ class Trainer:
                 infl = self.influence(m, gates, state["c"], prev_symbols, c["prev_symbol_probs"], actions, self.cfg.reward.divergence)
                 rec["influence"] = infl * (~first)[:, None, None]
         if m.moa:
-            mg = m.moa_gates(conv, state["moa_h"], actions)
+            mg = m.moa_gates(moa_feat, state["moa_h"], actions)
             if self.source == "moa" and influence:
                 vis = c["visible"] if self.cfg.reward.only_visible else None
                 probs = torch.softmax(pol.logits, -1)
@@ -273,9 +296,9 @@ class Trainer:
         over ``t`` only adds the recurrent term and applies the LSTM cell.
         """
         m = self.model
-        feat, conv = m.encode(roll["obs"])
+        feat, moa_feat = m.encode(roll["obs"])
         x = (m.input_gates(feat, roll.get("prev_symbols")) + m.action_term(roll["act_in"])).unbind(0)
-        mx = m.moa_input_gates(conv, roll["actions"]).unbind(0) if m.moa else None
+        mx = m.moa_input_gates(moa_feat, roll["actions"]).unbind(0) if m.moa else None
         state = roll["init_state"]
         hs, moa_hs = [], []
         for t in range(len(x)):
@@ -328,7 +351,9 @@ class Trainer:
         stats: dict[str, float] = {}
         for _ in range(oc.ppo_epochs if ppo else 1):
             out = self._unroll(roll)
-            loss, stats = actor_critic_loss(out["logits"], out["values"], roll["actions"], adv, ret, oc.entropy, oc.value_coef, old_logp, oc.ppo_clip)
+            loss, stats = actor_critic_loss(out["logits"], out["values"], roll["actions"], adv, ret, self.entropy_coef(), oc.value_coef, old_logp, oc.ppo_clip,
+                (~self.warmup_agents).float() if self.warming_up else None,
+            )
             if self.model.comm:
                 comm_loss, comm_stats = actor_critic_loss(
                     out["comm_logits"], out["comm_values"], roll["symbols"], comm_adv, comm_ret,
