@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from si.models.stacked import StackedConv, StackedEmbedding, StackedLinear, StackedLSTMCell, stacked_linear
+from si.models.stacked import StackedConv, StackedEmbedding, StackedLinear, StackedLSTMCell, softmax, stacked_linear
 
 OBS_SHAPE = (15, 15, 3)
 State = dict[str, Tensor]
@@ -183,7 +183,7 @@ class ActorCritic(nn.Module):
         w_act = torch.gather(w, 1, idx).transpose(0, 1)  # (B, K, J, 4H)
         g = (gates[:, None, targets] - w_act)[:, :, None] + w  # (B, K, V, J, 4H)
         h, _ = self.lstm.cell(g, c[:, None, None, targets])
-        return torch.softmax(self.policy(h, targets), dim=-1)
+        return softmax(self.policy(h, targets))
 
     # ----------------------------------------------------------------- model of other agents
     def moa_input_gates(self, moa_feat: Tensor, joint_actions: Tensor) -> Tensor:
@@ -218,5 +218,4 @@ class ActorCritic(nn.Module):
         g = gates[:, :, None] + w[None] - w_act[:, :, None]  # (B, N, A, 4H)
         h, _ = self.moa_lstm.cell(g, c[:, :, None])
         # the MOA head is per agent k: move the counterfactual dim before N for the stacked linear
-        logits = self.moa_logits(h.transpose(1, 2)).transpose(1, 2)  # (B, N, A, N, A)
-        return torch.softmax(logits, dim=-1)
+        return softmax(self.moa_logits(h.transpose(1, 2))).transpose(1, 2)  # (B, N, A, N, A)

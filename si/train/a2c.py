@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from si.models.stacked import log_softmax
+
 
 def gae(rewards: Tensor, values: Tensor, dones: Tensor, last_value: Tensor, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation over a rollout.
@@ -31,7 +33,7 @@ def gae(rewards: Tensor, values: Tensor, dones: Tensor, last_value: Tensor, gamm
 
 def policy_terms(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
     """Log-probability of the taken ``actions`` and the policy entropy, both ``(…, N)``."""
-    logp_all = torch.log_softmax(logits, dim=-1)
+    logp_all = log_softmax(logits)
     logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, entropy

@@ -21,6 +21,7 @@ from si.config import PAPER_AGENT_STEPS
 from si.envs import make_env
 from si.models import ActorCritic
 from si.models.actor_critic import PolicyOut, State
+from si.models.stacked import log_softmax, softmax
 from si.rewards.influence import curriculum_weight
 from si.rewards.intrinsic import action_influence, moa_influence, symbol_influence
 from si.rewards.social import collective_reward, inequity_aversion
@@ -156,7 +157,7 @@ class Trainer:
         return linear_schedule(oc.entropy, oc.entropy_end, self.iteration / self.budget.iterations)
 
     def _sample(self, logits: Tensor) -> Tensor:
-        probs = torch.softmax(logits, -1)
+        probs = softmax(logits)
         return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=self.gen).view(probs.shape[:-1])
 
     # ------------------------------------------------------------------ rollout
@@ -195,7 +196,7 @@ class Trainer:
             pol_j, new_state = self._policy_step(gates, state)
             actions[:, k:] = self._sample(pol_j.logits[:, k:])
             if influence:
-                probs_k = torch.softmax(pol.logits[:, :k], -1)
+                probs_k = softmax(pol.logits[:, :k])
                 rec["influence"] = self.influence(m, gates, state["c"], actions, probs_k, k, self.cfg.reward.divergence)
             pol.logits = torch.cat([pol.logits[:, :k], pol_j.logits[:, k:]], 1)
             pol.value = torch.cat([pol.value[:, :k], pol_j.value[:, k:]], 1)
@@ -210,7 +211,7 @@ class Trainer:
             mg = m.moa_gates(moa_feat, state["moa_h"], actions)
             if self.source == "moa" and influence:
                 vis = c["visible"] if self.cfg.reward.only_visible else None
-                probs = torch.softmax(pol.logits, -1)
+                probs = softmax(pol.logits)
                 rec["influence"] = self.influence(m, mg, state["moa_c"], actions, probs, vis, self.cfg.reward.divergence)
             _, new_state = m.moa_step(mg, new_state)
         return rec, new_state
@@ -260,7 +261,7 @@ class Trainer:
             self._track_episodes(e, out)
             c.update(obs=out.obs, prev_actions=out.actions, first=out.first, visible=out.visible)
             if self.model.comm:
-                c.update(prev_symbols=rec["symbols"], prev_symbol_probs=torch.softmax(rec["comm_logits"], -1))
+                c.update(prev_symbols=rec["symbols"], prev_symbol_probs=softmax(rec["comm_logits"]))
             steps.append({k: v for k, v in rec.items() if v is not None})
         for k, v in state.items():
             c[f"state_{k}"] = v
@@ -331,7 +332,7 @@ class Trainer:
         mask = (~roll["dones"][:-1])[:, :, None, None] & ~torch.eye(n, dtype=torch.bool, device=pred.device)
         if self.cfg.optim.moa_only_when_visible:
             mask = mask & roll["visible"][:-1]
-        ce = torch.nn.functional.cross_entropy(pred.flatten(0, -2), target.flatten(), reduction="none").view(target.shape)
+        ce = -log_softmax(pred).gather(-1, target[..., None]).squeeze(-1)
         maskf = mask.float()
         per_agent = (ce * maskf).sum((0, 1, 3)) / maskf.sum((0, 1, 3)).clamp(min=1)
         correct = ((pred.argmax(-1) == target).float() * maskf).sum() / maskf.sum().clamp(min=1)
@@ -344,8 +345,8 @@ class Trainer:
         if self.model.comm:
             comm_adv, comm_ret = gae(roll["comm_rewards"], roll["comm_values"], roll["dones"], roll["last_comm_value"], oc.gamma, oc.gae_lambda)
         ppo = oc.algo == "ppo"
-        old_logp = torch.log_softmax(roll["logits"], -1).gather(-1, roll["actions"][..., None]).squeeze(-1) if ppo else None
-        old_comm_logp = torch.log_softmax(roll["comm_logits"], -1).gather(-1, roll["symbols"][..., None]).squeeze(-1) if ppo and self.model.comm else None
+        old_logp = log_softmax(roll["logits"]).gather(-1, roll["actions"][..., None]).squeeze(-1) if ppo else None
+        old_comm_logp = log_softmax(roll["comm_logits"]).gather(-1, roll["symbols"][..., None]).squeeze(-1) if ppo and self.model.comm else None
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         stats: dict[str, float] = {}
