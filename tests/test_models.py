@@ -128,3 +128,17 @@ def test_fused_first_fc_layers_equal_the_separate_policy_and_moa_branches():
     torch.testing.assert_close(feat, ref_feat)
     torch.testing.assert_close(moa_feat, m._run_mlp(m.moa_fc, conv))
     assert none is None
+
+
+def test_cpu_activation_composites_equal_torch_and_keep_gradients():
+    from si.models.stacked import log_softmax, softmax, tanh
+
+    x = (torch.randn(64, 5, 8, dtype=torch.float32) * 10).requires_grad_()
+    torch.testing.assert_close(softmax(x), torch.softmax(x, -1))
+    torch.testing.assert_close(log_softmax(x), torch.log_softmax(x, -1))
+    torch.testing.assert_close(tanh(x), torch.tanh(x), atol=2e-7, rtol=0)
+    big = torch.tensor([[1000.0, 0.0, -1000.0]])  # no overflow: the max is subtracted
+    assert torch.isfinite(softmax(big)).all() and torch.isfinite(log_softmax(big)).all()
+    (g,) = torch.autograd.grad(log_softmax(x)[..., 0].sum(), x)
+    (ref,) = torch.autograd.grad(torch.log_softmax(x, -1)[..., 0].sum(), x)
+    torch.testing.assert_close(g, ref)
