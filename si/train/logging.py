@@ -111,7 +111,7 @@ def progress_line(row: dict[str, float], total_steps: int, eta_s: float) -> str:
         f"collective {row['collective_reward']:.1f}",
     ]
     if not math.isnan(row.get("influence_mean", math.nan)):
-        parts.append(f"influence {row['influence_mean']:.4f}")
+        parts.append(f"influence {row['influence_mean']:.3g}")
     parts.append(f"ETA {eta_s / 60:.1f} min")
     return " | ".join(parts)
 
