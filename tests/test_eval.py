@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from si.config import register_configs
 from si.envs.box_trapped import OPEN_BOX
-from si.eval import box_trapped, load_job, schelling
+from si.eval import box_trapped, eval_trainer, load_job, schelling
 from si.eval.__main__ import main
 from si.train.run import run
 
@@ -70,6 +70,14 @@ def test_box_trapped_reproducible_and_nan_without_influence(jobs: dict[str, Path
     pd.testing.assert_frame_equal(a, b)
     df = box_trapped.evaluate(jobs["visible"], episodes=2)
     assert df.influence.isna().all() and len(df) == 2 * 100 * 2
+
+
+def test_evaluation_uses_trained_policies_even_for_runs_with_a_warmup(jobs: dict[str, Path]) -> None:
+    job = load_job(jobs["influence"])
+    cfg = OmegaConf.merge(job.cfg, {"optim": {"warmup_agents": [0], "warmup_steps": 10**9}})
+    trainer = eval_trainer(cfg, job.model_state, 2, "cpu", 0)
+    assert not trainer.warming_up
+    assert trainer.collect()["logits"][:, :, 0].abs().sum() > 0  # agent 0 acts with its own policy
 
 
 def test_mix_agents_takes_agent_slices(jobs: dict[str, Path]) -> None:

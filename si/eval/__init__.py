@@ -49,9 +49,11 @@ def load_job(job_dir: Path | str) -> Job:
 
 def eval_trainer(cfg: DictConfig, model_state: dict[str, Tensor], episodes: int, device: str, seed: int) -> Trainer:
     """A trainer of ``cfg`` with ``episodes`` envs on ``device``, the given weights, env layouts
-    and action sampling seeded by ``seed``, all envs at the start of an episode."""
+    and action sampling seeded by ``seed``, all envs at the start of an episode.  A run's policy
+    warm-up (``optim.warmup_agents``) is switched off: every agent acts with its trained policy."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     cfg.budget.num_envs, cfg.device, cfg.seed = episodes, device, seed
+    cfg.optim.warmup_agents = []
     trainer = Trainer(cfg)
     trainer.model.load_state_dict(model_state)
     return trainer
