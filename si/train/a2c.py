@@ -62,10 +62,10 @@ def actor_critic_loss(
         ratio = (logp - old_logp).exp()
         pg = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
     v_loss = 0.5 * (values - returns.detach()).pow(2)
-    policy_terms_ = pg - entropy_coef * entropy
+    pg_entropy = pg - entropy_coef * entropy
     if policy_weight is not None:
-        policy_terms_ = policy_terms_ * policy_weight
-    per_agent = (policy_terms_ + value_coef * v_loss).flatten(0, -2).mean(0)
+        pg_entropy = pg_entropy * policy_weight
+    per_agent = (pg_entropy + value_coef * v_loss).flatten(0, -2).mean(0)
     stats = {
         "loss_policy": pg.mean().item(),
         "loss_value": v_loss.mean().item(),
