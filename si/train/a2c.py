@@ -31,10 +31,20 @@ def gae(rewards: Tensor, values: Tensor, dones: Tensor, last_value: Tensor, gamm
     return adv, adv + values
 
 
+def _taken(values: Tensor, actions: Tensor) -> Tensor:
+    """``values (…, A)`` at the taken ``actions (…)``."""
+    return values.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+
+def log_prob(logits: Tensor, actions: Tensor) -> Tensor:
+    """Log-probability of the taken ``actions`` under ``softmax(logits)`` (last dim)."""
+    return _taken(log_softmax(logits), actions)
+
+
 def policy_terms(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
     """Log-probability of the taken ``actions`` and the policy entropy, both ``(…, N)``."""
     logp_all = log_softmax(logits)
-    logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    logp = _taken(logp_all, actions)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, entropy
 

@@ -21,11 +21,11 @@ from si.config import PAPER_AGENT_STEPS
 from si.envs import make_env
 from si.models import ActorCritic
 from si.models.actor_critic import PolicyOut, State
-from si.models.stacked import log_softmax, softmax
+from si.models.stacked import softmax
 from si.rewards.influence import curriculum_weight
 from si.rewards.intrinsic import action_influence, moa_influence, symbol_influence
 from si.rewards.social import collective_reward, inequity_aversion
-from si.train.a2c import actor_critic_loss, clip_grad_per_agent, gae, linear_schedule
+from si.train.a2c import actor_critic_loss, clip_grad_per_agent, gae, linear_schedule, log_prob
 
 EPISODE_STATS = ("fires", "hits", "cleaned", "apples", "box_opened", "released")
 EPISODE_FRACTIONS = ("box_opened", "released")
@@ -110,6 +110,7 @@ class Trainer:
         self.warmup_agents = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         self.warmup_agents[list(oc.warmup_agents)] = True
         """Agents that act uniformly at random, with an untrained policy, during the warm-up."""
+        self._warmup_until = oc.warmup_steps if oc.warmup_agents else 0
         self.iteration = 0
         self.episodes = 0
         self.acc = Accumulator()
@@ -146,15 +147,20 @@ class Trainer:
         """Influence weight β after the linear curriculum (Table 1–3 ``C``)."""
         return curriculum_weight(self.agent_steps, self.cfg.reward.beta, self.budget.curriculum_steps)
 
+    @property
+    def progress(self) -> float:
+        """Fraction of the run's iterations done: the position on the linear schedules."""
+        return self.iteration / self.budget.iterations
+
     def lr(self) -> float:
-        return linear_schedule(self.cfg.optim.lr_init, self.cfg.optim.lr_end, self.iteration / self.budget.iterations)
+        return linear_schedule(self.cfg.optim.lr_init, self.cfg.optim.lr_end, self.progress)
 
     def entropy_coef(self) -> float:
         """Entropy weight: constant ``optim.entropy``, or annealed linearly to ``optim.entropy_end``."""
         oc = self.cfg.optim
         if oc.entropy_end is None:
             return oc.entropy
-        return linear_schedule(oc.entropy, oc.entropy_end, self.iteration / self.budget.iterations)
+        return linear_schedule(oc.entropy, oc.entropy_end, self.progress)
 
     def _sample(self, logits: Tensor) -> Tensor:
         probs = softmax(logits)
@@ -164,7 +170,7 @@ class Trainer:
     @property
     def warming_up(self) -> bool:
         """True while ``optim.warmup_agents`` still act uniformly at random (``optim.warmup_steps``)."""
-        return bool(self.cfg.optim.warmup_agents) and self.agent_steps < self.cfg.optim.warmup_steps
+        return self.agent_steps < self._warmup_until
 
     def _policy_step(self, gates: Tensor, state: State) -> tuple[PolicyOut, State]:
         """:meth:`ActorCritic.policy_step`, with uniform logits for the warm-up agents."""
@@ -332,7 +338,7 @@ class Trainer:
         mask = (~roll["dones"][:-1])[:, :, None, None] & ~torch.eye(n, dtype=torch.bool, device=pred.device)
         if self.cfg.optim.moa_only_when_visible:
             mask = mask & roll["visible"][:-1]
-        ce = -log_softmax(pred).gather(-1, target[..., None]).squeeze(-1)
+        ce = -log_prob(pred, target)
         maskf = mask.float()
         per_agent = (ce * maskf).sum((0, 1, 3)) / maskf.sum((0, 1, 3)).clamp(min=1)
         correct = ((pred.argmax(-1) == target).float() * maskf).sum() / maskf.sum().clamp(min=1)
@@ -345,8 +351,8 @@ class Trainer:
         if self.model.comm:
             comm_adv, comm_ret = gae(roll["comm_rewards"], roll["comm_values"], roll["dones"], roll["last_comm_value"], oc.gamma, oc.gae_lambda)
         ppo = oc.algo == "ppo"
-        old_logp = log_softmax(roll["logits"]).gather(-1, roll["actions"][..., None]).squeeze(-1) if ppo else None
-        old_comm_logp = log_softmax(roll["comm_logits"]).gather(-1, roll["symbols"][..., None]).squeeze(-1) if ppo and self.model.comm else None
+        old_logp = log_prob(roll["logits"], roll["actions"]) if ppo else None
+        old_comm_logp = log_prob(roll["comm_logits"], roll["symbols"]) if ppo and self.model.comm else None
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         stats: dict[str, float] = {}
