@@ -24,7 +24,7 @@ def test_gradient_on_one_agent_changes_nobody_else():
     acts = torch.randint(0, A, (B, N, N))
     gates = m.base_gates(feat, state["h"], torch.zeros(B, N, dtype=torch.long)) + m.action_term(acts)
     pol, state = m.policy_step(gates, state)
-    moa_logits, _ = m.moa_step(m.moa_gates(moa_feat, state["moa_h"], acts[:, 0]), state)
+    moa_logits = m.moa_logits(m.moa_step(m.moa_gates(moa_feat, state["moa_h"], acts[:, 0]), state)["moa_h"])
     loss = sum(t[:, 0].sum() for t in (pol.logits, pol.value, pol.comm_logits, pol.comm_value, moa_logits))
     loss.backward()
     for name, p in m.named_parameters():
@@ -104,7 +104,7 @@ def test_moa_counterfactuals_match_recomputing_with_each_own_action():
         for a in range(A):
             brute = joint.clone()
             brute[:, k] = a
-            logits, _ = m.moa_step(m.moa_gates(moa_feat, state["moa_h"], brute), state)
+            logits = m.moa_logits(m.moa_step(m.moa_gates(moa_feat, state["moa_h"], brute), state)["moa_h"])
             torch.testing.assert_close(p_cf[:, k, a], torch.softmax(logits[:, k], -1))
 
 

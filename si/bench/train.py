@@ -1,9 +1,13 @@
 """Learner benchmark: agent-steps/s of full training iterations for each reward variant.
 
 ``python -m si.bench train [--env harvest] [--num-envs 64] [--iters 5] [--device auto] [--compile]``
-prints, per variant, env-steps/s, agent-steps/s (N × env-steps/s) and the step-time ratio to
-the A3C baseline (``extrinsic``).  Configs come from ``conf/`` with the paper's values;
-``--compile`` sets ``env.compile=true model.compile=true`` (compiling is not timed).
+prints, per variant, env-steps/s, agent-steps/s (N × env-steps/s), the step-time ratio to
+the A3C baseline (``extrinsic``) and, for variants with an influence reward, the *influence
+overhead*: the step-time ratio to the same config with ``reward.influence=none`` (same network,
+no counterfactuals), measured right after it.  The two ratios differ most for MOA influence,
+whose network alone (a second FC + LSTM branch, paper Fig 6) costs about 1.5× the A3C step.
+Configs come from ``conf/`` with the paper's values; ``--compile`` sets
+``env.compile=true model.compile=true`` (compiling is not timed).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from si.train.trainer import Trainer
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
-def measure(reward: str, env: str, num_envs: int, iters: int, device: str, extra: list[str]) -> tuple[float, int]:
-    """(env-steps/s, number of agents) of ``iters`` training iterations after two warm-up iterations."""
+def measure(reward: str, env: str, num_envs: int, iters: int, device: str, extra: list[str]) -> tuple[float, int, str]:
+    """(env-steps/s, number of agents, influence source) of ``iters`` training iterations after
+    two warm-up iterations."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose("config", overrides=[f"env={env}", f"reward={reward}", f"budget.num_envs={num_envs}",
                                            f"device={device}", "budget.agent_steps=1000000000", *extra])
@@ -38,7 +43,7 @@ def measure(reward: str, env: str, num_envs: int, iters: int, device: str, extra
         trainer.train_iteration()
     if trainer.device.type == "cuda":
         torch.cuda.synchronize()
-    return iters * trainer.budget.steps_per_iter / (time.perf_counter() - t0), trainer.n
+    return iters * trainer.budget.steps_per_iter / (time.perf_counter() - t0), trainer.n, cfg.reward.influence
 
 
 def main(argv: list[str]) -> None:
@@ -61,9 +66,13 @@ def main(argv: list[str]) -> None:
     if "extrinsic" not in rewards:
         rewards.insert(0, "extrinsic")
     print(f"env={args.env} num_envs={args.num_envs} device={args.device} threads={torch.get_num_threads()}")
-    print(f"{'reward':<18}{'env-steps/s':>14}{'agent-steps/s':>16}{'time vs A3C':>13}")
+    print(f"{'reward':<18}{'env-steps/s':>14}{'agent-steps/s':>16}{'time vs A3C':>13}{'influence overhead':>20}")
     base = None
     for reward in rewards:
-        sps, n = measure(reward, args.env, args.num_envs, args.iters, args.device, args.overrides)
+        sps, n, source = measure(reward, args.env, args.num_envs, args.iters, args.device, args.overrides)
         base = sps if reward == "extrinsic" else base
-        print(f"{reward:<18}{sps:>14,.0f}{n * sps:>16,.0f}{base / sps:>12.2f}x", flush=True)
+        overhead = "-"
+        if source != "none":
+            plain, _, _ = measure(reward, args.env, args.num_envs, args.iters, args.device, [*args.overrides, "reward.influence=none"])
+            overhead = f"{plain / sps:.2f}x"
+        print(f"{reward:<18}{sps:>14,.0f}{n * sps:>16,.0f}{base / sps:>12.2f}x{overhead:>20}", flush=True)

@@ -200,9 +200,11 @@ class ActorCritic(nn.Module):
         """``(…, N, H)`` → predicted next-action logits ``(…, N, N, A)`` of every agent."""
         return self.moa_head(h).unflatten(-1, (self.num_agents, self.num_actions))
 
-    def moa_step(self, gates: Tensor, state: State) -> tuple[Tensor, State]:
+    def moa_step(self, gates: Tensor, state: State) -> State:
+        """Advance the MOA core one step; predictions are ``moa_logits(state["moa_h"])`` (acting
+        needs only the state, so the head is not run)."""
         h, c = self.moa_lstm.cell(gates, state["moa_c"])
-        return self.moa_logits(h), {**state, "moa_h": h, "moa_c": c}
+        return {**state, "moa_h": h, "moa_c": c}
 
     def moa_counterfactual(self, gates: Tensor, c: Tensor, own_actions: Tensor) -> Tensor:
         """Each agent's MOA prediction under each of its own counterfactual actions ã (§6).

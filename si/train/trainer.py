@@ -219,7 +219,7 @@ class Trainer:
                 vis = c["visible"] if self.cfg.reward.only_visible else None
                 probs = softmax(pol.logits)
                 rec["influence"] = self.influence(m, mg, state["moa_c"], actions, probs, vis, self.cfg.reward.divergence)
-            _, new_state = m.moa_step(mg, new_state)
+            new_state = m.moa_step(mg, new_state)
         return rec, new_state
 
     def _shape_rewards(self, e: Tensor, influence: Tensor | None, beta: float) -> tuple[Tensor, Tensor | None]:

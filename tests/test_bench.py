@@ -1,0 +1,17 @@
+"""The learner benchmark runs and reports the influence overhead against the same network."""
+
+import pytest
+
+from si.bench import train
+
+
+def test_train_bench_prints_ratios(capsys: pytest.CaptureFixture[str]) -> None:
+    train.main(["--rewards", "visible,moa", "--num-envs", "2", "--iters", "1", "--device", "cpu",
+                "optim.rollout_len=4", "model.lstm_size=16"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert list(rows) == ["extrinsic", "visible", "moa"]  # the A3C baseline is always measured first
+    assert rows["extrinsic"][3] == "1.00x" and rows["extrinsic"][4] == "-"
+    assert rows["visible"][4].endswith("x")  # paper config: visible computes influence (β = 0)
+    assert rows["moa"][4] == "-"  # no influence source, no overhead column
+    assert all(float(r[1].replace(",", "")) > 0 for r in rows.values())
