@@ -43,6 +43,17 @@ def test_a_few_hundred_steps_of_training_lower_the_losses_on_cpu():
     assert sum(value[-4:]) / 4 < sum(value[:4]) / 4, value
 
 
+def test_update_reports_each_agents_gradient_norm_before_clipping():
+    t = make("env=harvest", "reward=moa", "optim.max_grad_norm=0.01")
+    stats = t.update(t.collect())
+    norms = torch.tensor([stats[f"grad_norm_agent_{i}"] for i in range(t.n)])
+    clipped = torch.zeros(t.n)
+    for p in t.model.parameters():
+        clipped += p.grad.reshape(t.n, -1).pow(2).sum(1)
+    assert (norms > 0.01).all()  # reported before clipping ...
+    torch.testing.assert_close(clipped.sqrt(), torch.full((t.n,), 0.01), rtol=1e-3, atol=0)  # ... applied per agent
+
+
 def test_environment_policy_gets_no_gradient_from_the_communication_influence():
     t = make("env=harvest", "reward=comm_influence", "reward.beta=1.0")
     roll = t.collect()

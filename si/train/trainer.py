@@ -374,8 +374,9 @@ class Trainer:
                 stats["loss_moa"] = moa_loss.item() / self.n
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            clip_grad_per_agent(list(self.model.parameters()), self.n, oc.max_grad_norm)
+            norms = clip_grad_per_agent(list(self.model.parameters()), self.n, oc.max_grad_norm)
             self.optimizer.step()
+        stats.update({f"grad_norm_agent_{i}": v for i, v in enumerate(norms.tolist())})
         return stats
 
     def train_iteration(self) -> None:
