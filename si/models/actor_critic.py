@@ -216,8 +216,8 @@ class ActorCritic(nn.Module):
         n = self.num_agents
         ar = torch.arange(n, device=gates.device)
         w = self.moa_action_in.weight[ar, ar]  # (N, A, 4H): agent k's weight for its own slot
-        w_act = w[ar, own_actions]  # (B, N, 4H)
-        g = gates[:, :, None] + w[None] - w_act[:, :, None]  # (B, N, A, 4H)
+        # actual gates minus the actual action's row, plus every row: one broadcast over (B, N, A, 4H)
+        g = (gates - w[ar, own_actions])[:, :, None] + w  # (B, N, A, 4H)
         h, _ = self.moa_lstm.cell(g, c[:, :, None])
         # the MOA head is per agent k: move the counterfactual dim before N for the stacked linear
         return softmax(self.moa_logits(h.transpose(1, 2))).transpose(1, 2)  # (B, N, A, N, A)
