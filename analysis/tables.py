@@ -244,18 +244,35 @@ def box_trapped_table(settings: list[Setting], eval_frames: dict[str, pd.DataFra
         if np.isfinite(lo):
             training += f" [{lo:.0%}, {hi:.0%}]"
         ev = eval_frames.get(s.id)
-        evaluation = "-"
+        evaluation, per_seed, influence = "-", "-", "-"
         if ev is not None and len(ev):
             per_episode = ev.groupby(["run", "episode"])["open_box"].max() > 0
             evaluation = f"{per_episode.mean():.0%} of {len(per_episode)}"
+            by_run = per_episode.groupby(level="run").mean()
+            per_seed = ", ".join(f"{r.seed}: {by_run[r.path]:.0%}" for r in sorted(s.runs, key=lambda r: str(r.seed))
+                                 if r.path in by_run.index)
+            influence = _opening_influence(ev)
         if training != "-" or evaluation != "-":
             ref = paper.BOX_OPENED.get(s.reward)
             rows.append([paper.MODEL_TITLES.get(s.reward, s.reward), s.id, str(len(s.runs)), training,
-                         evaluation, "-" if ref is None else f"{ref:.0%}"])
+                         evaluation, per_seed, influence, "-" if ref is None else f"{ref:.0%}"])
     if not rows:
         return None
     return Table("Box trapped: fraction of trajectories in which the box is opened",
                  ["Model", "Setting", "Seeds", f"Training (box_opened) [{confidence:.0%} CI]",
-                  "Evaluation (eval/box_trapped.csv)", "Paper"], rows,
+                  "Evaluation (eval/box_trapped.csv)", "Evaluation per seed", "Influence: opening / other steps",
+                  "Paper"], rows,
                  [f"Training: per seed, the mean of the last {last_n} logged box_opened values "
-                  "(at most the second half of them)."])
+                  "(at most the second half of them).",
+                  "Influence (Fig 13): mean influence reward c_t^k (nats, before β) of the agents that opened the "
+                  "box at least once, at their opening steps / at their other steps."])
+
+
+def _opening_influence(ev: pd.DataFrame) -> str:
+    """Mean influence at the opening steps and at the openers' other steps, or "-" without influence."""
+    openers = ev.groupby(["run", "agent"])["open_box"].transform("max") > 0
+    rows = ev[openers & ev["influence"].notna()]
+    if rows.empty:
+        return "-"
+    opening = rows["open_box"] > 0
+    return f"{rows.loc[opening, 'influence'].mean():.3g} / {rows.loc[~opening, 'influence'].mean():.3g}"

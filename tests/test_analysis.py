@@ -329,7 +329,9 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert "logging interval 50 agent steps exceeds the sliding window 20" in report
     finals = pd.read_csv(out / "tables" / "finals.csv")
     assert 9 not in finals[finals.env == "harvest"].seed.tolist()  # excluded
-    assert "100%" in (out / "tables" / "box_trapped.md").read_text()
+    box = (out / "tables" / "box_trapped.md").read_text()
+    assert "100%" in box and "0: 100%" in box and "0: 0%" in box  # pooled and per seed
+    assert "| 0.5 / 0.01 |" in box  # the influence column: opening steps / the opener's other steps
 
 
 def test_exclusion_is_reported_but_not_applied_by_default(tmp_path: Path) -> None:
