@@ -133,6 +133,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     threads: int = 0
+    tune_malloc: bool = True
     paper_table: str = "none"
     run_name: str = MISSING
 

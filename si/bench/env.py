@@ -9,24 +9,12 @@ original SSD numpy env measured on the same machine). ``--compile`` runs the tra
 from __future__ import annotations
 
 import argparse
-import ctypes
 import time
 
 import torch
 
 from si.envs import ENV_NAMES, make_env
-
-
-def tune_malloc() -> bool:
-    """Keep freed large blocks in glibc's heap (no mmap/munmap per step): the env allocates
-    tensors of tens of MB every step at large B, and page faults then dominate on CPU."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    ok = libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 34)
-    return bool(ok and libc.mallopt(m_top_pad, 1 << 28))
+from si.malloc import tune_malloc
 
 
 def measure(name: str, batch: int, agents: int, device: str, steps: int, compile_: bool) -> float:

@@ -21,6 +21,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from si.config import REWARD_NAMES, register_configs
+from si.malloc import tune_malloc
 from si.train.trainer import Trainer
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -55,17 +56,19 @@ def main(argv: list[str]) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch default")
     p.add_argument("--rewards", default=",".join(REWARD_NAMES), help="comma-separated reward variants")
     p.add_argument("--compile", action="store_true", help="torch.compile the env step and the influence")
+    p.add_argument("--no-tune-malloc", action="store_true", help="leave glibc malloc settings alone (runs tune them)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. optim.rollout_len=100")
     args = p.parse_args(argv)
     register_configs()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    tuned = not args.no_tune_malloc and tune_malloc()
     if args.compile:
         args.overrides += ["env.compile=true", "model.compile=true"]
     rewards = args.rewards.split(",")
     if "extrinsic" not in rewards:
         rewards.insert(0, "extrinsic")
-    print(f"env={args.env} num_envs={args.num_envs} device={args.device} threads={torch.get_num_threads()}")
+    print(f"env={args.env} num_envs={args.num_envs} device={args.device} threads={torch.get_num_threads()} malloc tuned {tuned}")
     print(f"{'reward':<18}{'env-steps/s':>14}{'agent-steps/s':>16}{'time vs A3C':>13}{'influence overhead':>20}")
     base = None
     for reward in rewards:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from si.malloc import tune_malloc
 from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line
 from si.train.trainer import Trainer
 
@@ -95,6 +96,8 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
         return json.loads(summary_path.read_text())
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
+    if cfg.tune_malloc:
+        tune_malloc()
     trainer = Trainer(cfg)
     table = MetricsTable(job_dir / "metrics.csv")
     wall0 = 0.0
