@@ -241,8 +241,8 @@ def box_trapped_table(settings: list[Setting], eval_frames: dict[str, pd.DataFra
             continue
         mean, lo, hi = t_interval(setting_finals(s, "box_opened", last_n), confidence)
         training = "-" if not np.isfinite(mean) else f"{mean:.0%}"
-        if np.isfinite(lo):
-            training += f" [{lo:.0%}, {hi:.0%}]"
+        if np.isfinite(lo):  # a fraction: the t-interval is clipped to [0, 1]
+            training += f" [{max(lo, 0.0):.0%}, {min(hi, 1.0):.0%}]"
         ev = eval_frames.get(s.id)
         evaluation, per_seed, influence = "-", "-", "-"
         if ev is not None and len(ev):
@@ -263,7 +263,7 @@ def box_trapped_table(settings: list[Setting], eval_frames: dict[str, pd.DataFra
                   "Evaluation (eval/box_trapped.csv)", "Evaluation per seed", "Influence: opening / other steps",
                   "Paper"], rows,
                  [f"Training: per seed, the mean of the last {last_n} logged box_opened values "
-                  "(at most the second half of them).",
+                  "(at most the second half of them); t-interval over seeds, clipped to [0, 1].",
                   "Influence (Fig 13): mean influence reward c_t^k (nats, before β) of the agents that opened the "
                   "box at least once, at their opening steps / at their other steps."])
 
