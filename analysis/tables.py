@@ -249,8 +249,7 @@ def box_trapped_table(settings: list[Setting], eval_frames: dict[str, pd.DataFra
             per_episode = ev.groupby(["run", "episode"])["open_box"].max() > 0
             evaluation = f"{per_episode.mean():.0%} of {len(per_episode)}"
             by_run = per_episode.groupby(level="run").mean()
-            per_seed = ", ".join(f"{r.seed}: {by_run[r.path]:.0%}" for r in sorted(s.runs, key=lambda r: str(r.seed))
-                                 if r.path in by_run.index)
+            per_seed = ", ".join(f"{r.seed}: {by_run[r.path]:.0%}" for r in s.runs if r.path in by_run.index)
             influence = _opening_influence(ev)
         if training != "-" or evaluation != "-":
             ref = paper.BOX_OPENED.get(s.reward)
