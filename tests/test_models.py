@@ -3,6 +3,7 @@
 import torch
 
 from si.models import ActorCritic
+from si.rewards.intrinsic import symbol_influence
 
 N, A, B = 3, 5, 4
 
@@ -91,6 +92,38 @@ def test_symbol_counterfactuals_match_recomputing_with_each_symbol():
             expected, _ = _policy_probs(m, feat, state, None, brute)
             torch.testing.assert_close(p_cf[:, k, s], expected)
 
+
+
+def test_symbol_influence_counts_every_listener_but_the_speaker():
+    """Per-speaker listener sets (``targets (K, J)``) give the same counterfactuals as evaluating
+    everyone, and Eq 2's influence matches KL/PMI computed from brute-force recomputed policies."""
+    v = 3
+    m = _model(comm=True, vocab=v)
+    state = {k: torch.randn_like(x) for k, x in m.initial_state(B).items()}
+    feat, _ = m.encode(_obs())
+    msgs = torch.randint(0, v, (B, N))
+    _, gates = _policy_probs(m, feat, state, None, msgs)
+    everyone = torch.arange(N)
+    full = m.counterfactual_policy(gates, state["c"], "message_in", everyone, msgs, everyone)
+    others = torch.tensor([[j for j in range(N) if j != k] for k in range(N)])
+    per_slot = m.counterfactual_policy(gates, state["c"], "message_in", everyone, msgs, others)
+    assert per_slot.shape == (B, N, v, N - 1, A)
+    for k in range(N):
+        torch.testing.assert_close(per_slot[:, k], full[:, k][:, :, others[k]])
+    prior = torch.softmax(torch.randn(B, N, v, generator=torch.Generator().manual_seed(2)), -1)
+    actions = torch.randint(0, A, (B, N))
+    kl = symbol_influence(m, gates, state["c"], msgs, prior, actions, "kl")
+    pmi = symbol_influence(m, gates, state["c"], msgs, prior, actions, "pmi")
+    for k in range(N):
+        for j in range(N):
+            if j == k:
+                assert (kl[:, k, j] == 0).all() and (pmi[:, k, j] == 0).all()
+                continue
+            cond = torch.stack([full[b, k, msgs[b, k], j] for b in range(B)])  # p(a_j | m_k actual)
+            marg = (full[:, k, :, j] * prior[:, k, :, None]).sum(1)  # Σ_m p(a_j | m) p(m)
+            torch.testing.assert_close(kl[:, k, j], (cond * (cond / marg).log()).sum(-1))
+            taken = actions[:, j, None]
+            torch.testing.assert_close(pmi[:, k, j], (cond.gather(1, taken) / marg.gather(1, taken)).log().squeeze(1))
 
 def test_moa_counterfactuals_match_recomputing_with_each_own_action():
     m = _model(moa=True, visible_actions=True)

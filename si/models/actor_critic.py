@@ -174,16 +174,23 @@ class ActorCritic(nn.Module):
 
         ``gates (B, N, 4H)`` and ``c (B, N, H)`` are the actual step's; ``embedding`` is
         ``"action_in"`` or ``"message_in"``; ``slots (K,)`` the agents whose shown action/symbol
-        is replaced, ``actual (B, K)`` their actual values; ``targets (J,)`` the agents whose
-        policy is evaluated.  Returns ``p (B, K, V, J, A)``: agent ``targets[j]``'s policy when
-        slot ``slots[k]`` shows ``v`` (Eq 1–3 counterfactuals).
+        is replaced, ``actual (B, K)`` their actual values; ``targets`` the agents whose policy is
+        evaluated: ``(J,)`` the same for every slot, or ``(K, J)`` a set per slot (e.g. everyone
+        but the slot's own agent).  Returns ``p (B, K, V, J, A)``: agent ``targets[(k,) j]``'s
+        policy when slot ``slots[k]`` shows ``v`` (Eq 1–3 counterfactuals).
         """
-        w = getattr(self, embedding).masked_weight()[targets][:, slots].permute(1, 2, 0, 3)  # (K, V, J, 4H)
-        idx = actual.T[:, :, None, None].expand(-1, -1, w.shape[2], w.shape[3])  # (K, B, J, 4H)
-        w_act = torch.gather(w, 1, idx).transpose(0, 1)  # (B, K, J, 4H)
-        g = (gates[:, None, targets] - w_act)[:, :, None] + w  # (B, K, V, J, 4H)
-        h, _ = self.lstm.cell(g, c[:, None, None, targets])
-        return softmax(self.policy(h, targets))
+        k = slots.shape[0]
+        t = targets.expand(k, -1) if targets.dim() == 1 else targets  # (K, J)
+        w = getattr(self, embedding).masked_weight()[t, slots[:, None]].transpose(1, 2)  # (K, V, J, 4H)
+        w_act = w[torch.arange(k, device=w.device), actual]  # (B, K, J, 4H): the rows actually shown
+        g = (gates[:, t] - w_act)[:, :, None] + w  # (B, K, V, J, 4H)
+        h, _ = self.lstm.cell(g, c[:, t][:, :, None])
+        if targets.dim() == 1:
+            return softmax(self.policy(h, targets))
+        # a policy head per (slot, target) pair: flatten the pairs into the stacked agent dim
+        b, _, v, j, hid = h.shape
+        logits = self.policy(h.transpose(1, 2).reshape(b, v, k * j, hid), t.flatten())
+        return softmax(logits.view(b, v, k, j, -1).transpose(1, 2))
 
     # ----------------------------------------------------------------- model of other agents
     def moa_input_gates(self, moa_feat: Tensor, joint_actions: Tensor) -> Tensor:

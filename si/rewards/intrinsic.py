@@ -16,12 +16,13 @@ from si.rewards.influence import counterfactual_influence
 
 
 def _pairwise(p_cf: Tensor, p_influencer: Tensor, taken_k: Tensor, measure: str, taken_j: Tensor | None) -> Tensor:
-    """``p_cf (B, K, V, N, A)``, ``p_influencer (B, K, V)``, ``taken_k (B, K)``, ``taken_j (B, N)`` → ``(B, K, N)``."""
+    """``p_cf (B, K, V, N, A)``, ``p_influencer (B, K, V)``, ``taken_k (B, K)``, ``taken_j`` the
+    influencees' actions, broadcastable to ``(B, K, N)`` → ``(B, K, N)``."""
     b, k, v, n, a = p_cf.shape
     p = p_cf.permute(0, 1, 3, 2, 4)  # (B, K, N, V, A)
     pk = p_influencer[:, :, None].expand(b, k, n, v)
     ak = taken_k[:, :, None].expand(b, k, n)
-    aj = taken_j[:, None].expand(b, k, n) if taken_j is not None else None
+    aj = taken_j.expand(b, k, n) if taken_j is not None else None
     return counterfactual_influence(p, pk, ak, measure, aj)
 
 
@@ -36,7 +37,7 @@ def action_influence(
     slots = torch.arange(k, device=gates.device)
     influencees = torch.arange(k, model.num_agents, device=gates.device)
     p_cf = model.counterfactual_policy(gates, c, "action_in", slots, actions[:, :k], influencees)
-    m = _pairwise(p_cf, influencer_probs, actions[:, :k], measure, actions[:, k:])
+    m = _pairwise(p_cf, influencer_probs, actions[:, :k], measure, actions[:, None, k:])
     out = torch.zeros(actions.shape[0], model.num_agents, model.num_agents, device=gates.device)
     out[:, :k, k:] = m
     return out
@@ -47,15 +48,20 @@ def symbol_influence(
     model: ActorCritic, gates: Tensor, c: Tensor, prev_symbols: Tensor, prev_symbol_probs: Tensor,
     actions: Tensor, measure: str,
 ) -> Tensor:
-    """Influence via communication, Eq 2: effect of ``m_{t-1}^k`` on ``a_t^j``.
+    """Influence via communication, Eq 2: effect of ``m_{t-1}^k`` on ``a_t^j`` for every ``j ≠ k``.
 
     ``prev_symbol_probs (B, N, V)`` is each speaker's π_m at ``t-1``, the counterfactual prior.
+    A speaker's effect on itself does not count, so it is not computed.
     """
     n = model.num_agents
     everyone = torch.arange(n, device=gates.device)
-    p_cf = model.counterfactual_policy(gates, c, "message_in", everyone, prev_symbols, everyone)
-    m = _pairwise(p_cf, prev_symbol_probs, prev_symbols, measure, actions)
-    return m * (~torch.eye(n, dtype=torch.bool, device=m.device))
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=gates.device)
+    others = everyone.expand(n, n)[off_diagonal].view(n, n - 1)  # (N, N-1): every listener j ≠ k
+    p_cf = model.counterfactual_policy(gates, c, "message_in", everyone, prev_symbols, others)
+    m = _pairwise(p_cf, prev_symbol_probs, prev_symbols, measure, actions[:, others])  # (B, N, N-1)
+    out = m.new_zeros(m.shape[0], n, n)
+    out[:, off_diagonal] = m.flatten(1)  # row-major, the order of ``others``
+    return out
 
 
 @torch.no_grad()
