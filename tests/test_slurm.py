@@ -285,10 +285,11 @@ def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(slurm_cluster
 
         info = wait_for("requeued", requeued)
         # A requeued job may not start before cred_expire (AuthInfo, default 120 s) has passed
-        # (PENDING, Reason=BeginTime).  Release it now so the test stays short; this only moves
-        # the begin time of the same job.
+        # (PENDING, Reason=BeginTime).  Move that begin time closer so the test stays short, but
+        # not to `now`: slurmd revokes the old credential with a whole-second timestamp and kills
+        # a restart whose new credential carries the same second ("Job credential revoked").
         if info.get("JobState") == "PENDING" and info.get("Reason") == "BeginTime":
-            res = _run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
+            res = _run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+3"])
             assert res.returncode == 0, f"could not release requeued job {job_id}: {res.stderr}"
 
         # 4. the requeued job resumes and finishes; the launcher gets the result and exits 0
