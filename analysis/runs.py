@@ -1,7 +1,8 @@
 """Find job folders, read what each run wrote, and group runs into settings.
 
 A job folder is any directory holding `.hydra/config.yaml` (the resolved config). Next to it:
-`metrics.csv` (or `metrics.parquet`), `summary.json` and optionally `eval/*.csv`.
+`metrics.csv` (or `metrics.parquet`, or `metrics.csv.gz` in an archive), `summary.json` and
+optionally `eval/*.csv` (or `eval/*.csv.gz`).
 A *setting* is `env.name` × `reward.name` × the values of the config sections `model`,
 `reward` and `optim`; seeds (`seed`) are its replicates.
 """
@@ -58,8 +59,11 @@ class Run:
         return setting_id(self.config)
 
     def eval_path(self, name: str) -> Path:
-        """Where the separate evaluator writes `name` (e.g. `box_trapped.csv`) for this run."""
-        return Path(self.path) / "eval" / name
+        """Where the separate evaluator writes `name` (e.g. `box_trapped.csv`) for this run, or
+        its gzipped copy `name.gz` (as `python -m analysis.archive` stores it) if only that exists."""
+        path = Path(self.path) / "eval" / name
+        gz = path.with_name(name + ".gz")
+        return gz if not path.exists() and gz.exists() else path
 
 
 @dataclass
@@ -158,7 +162,7 @@ def load_run(job_dir: Path) -> Run:
         problems.append(f"unreadable .hydra/config.yaml: {e}")
 
     metrics = pd.DataFrame()
-    for name in ("metrics.csv", "metrics.parquet"):
+    for name in ("metrics.csv", "metrics.csv.gz", "metrics.parquet"):
         if (job_dir / name).exists():
             try:
                 metrics = read_metrics(job_dir / name)

@@ -19,6 +19,7 @@ import yaml
 from scipy import stats as sps
 
 from analysis.__main__ import main
+from analysis.archive import main as archive_main
 from analysis.report import Options, analyse
 from analysis.runs import discover, group_settings, setting_id
 from analysis.stats import (best_settings, effective_window, equality_weighted, final_value, gini, harvest_exclusion,
@@ -332,6 +333,28 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     box = (out / "tables" / "box_trapped.md").read_text()
     assert "100%" in box and "0: 100%" in box and "0: 0%" in box  # pooled and per seed
     assert "| 0.5 / 0.01 |" in box  # the influence column: opening steps / the opener's other steps
+
+
+def test_archive_keeps_what_analysis_reads(tmp_path: Path) -> None:
+    """A gzipped archive of a sweep gives the same Box-trapped table; checkpoints stay behind."""
+    _full_sweep(tmp_path / "sweep")
+    (tmp_path / "sweep" / "box" / "influence" / "checkpoint.pt").write_bytes(b"x" * 100)
+    assert archive_main([str(tmp_path / "sweep" / "box"), "--to", str(tmp_path / "arch")]) == 0
+    job = tmp_path / "arch" / "box" / "influence"
+    assert sorted(str(p.relative_to(job)) for p in job.rglob("*") if p.is_file()) == [
+        ".hydra/config.yaml", "eval/box_trapped.csv.gz", "eval/schelling.csv.gz", "metrics.csv.gz", "summary.json"]
+    first = (job / "metrics.csv.gz").read_bytes()
+    assert archive_main([str(tmp_path / "sweep" / "box" / "influence"), "--to", str(tmp_path / "arch2")]) == 0
+    assert (tmp_path / "arch2" / "influence" / "metrics.csv.gz").read_bytes() == first  # a job folder as source; same bytes
+    runs = discover([tmp_path / "arch"])
+    original = discover([tmp_path / "sweep" / "box"])
+    assert [r.status for r in runs] == ["complete", "complete"]
+    pd.testing.assert_frame_equal(runs[1].metrics, original[1].metrics)
+    for out, src in (("out_arch", tmp_path / "arch"), ("out_src", tmp_path / "sweep" / "box")):
+        assert main([str(src), "--out", str(tmp_path / out), "--bootstrap-reps", "50"]) == 0
+    tables = [(tmp_path / out / "tables" / "box_trapped.md").read_text() for out in ("out_arch", "out_src")]
+    assert tables[0] == tables[1] and "0: 100%" in tables[0]
+    assert archive_main([str(tmp_path / "missing"), "--to", str(tmp_path / "arch")]) == 2
 
 
 def test_exclusion_is_reported_but_not_applied_by_default(tmp_path: Path) -> None:

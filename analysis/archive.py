@@ -1,0 +1,73 @@
+"""`python -m analysis.archive <sweep_or_job>... --to <dir>`: slim, gzipped copies of job folders.
+
+Keeps what `python -m analysis` reads (`.hydra/config.yaml`, `.hydra/overrides.yaml`,
+`summary.json`, `metrics.csv`, `eval/*.csv`) and drops checkpoints, logs and W&B files, so that
+finished runs can be committed (`archive/` in this repository) and analysed together with runs
+of later sessions or machines. CSV files are gzipped (`metrics.csv.gz`, `eval/*.csv.gz`; the
+analysis reads both forms) with a zero timestamp, so archiving the same run twice gives the same
+bytes. A job keeps its path relative to the folder above the given one:
+`multirun/box/0_job` given as `multirun/box` lands in `<dir>/box/0_job`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import sys
+from pathlib import Path
+
+KEPT = (".hydra/config.yaml", ".hydra/overrides.yaml", "summary.json")
+GZIPPED = ("metrics.csv",)
+
+
+def job_dirs(root: Path) -> list[Path]:
+    """Job folders (directories holding `.hydra/config.yaml`) at or under `root`, sorted."""
+    return sorted({p.parent.parent for p in root.rglob(".hydra/config.yaml")})
+
+
+def _gzip(src: Path, dst: Path) -> None:
+    with src.open("rb") as f_in, dst.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f_out:
+        shutil.copyfileobj(f_in, f_out)
+
+
+def archive_job(job: Path, dest: Path) -> list[Path]:
+    """Copy the analysed files of `job` into `dest` (created); return the files written."""
+    written = []
+    for rel in KEPT:
+        if (job / rel).exists():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(job / rel, dest / rel)
+            written.append(dest / rel)
+    csvs = [job / rel for rel in GZIPPED if (job / rel).exists()] + sorted((job / "eval").glob("*.csv"))
+    for src in csvs:
+        out = dest / src.relative_to(job).with_name(src.name + ".gz")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _gzip(src, out)
+        written.append(out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis.archive", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sources", nargs="+", type=Path, help="sweep or job folders")
+    p.add_argument("--to", required=True, type=Path, help="archive folder")
+    args = p.parse_args(argv)
+    count = 0
+    for root in (src.resolve() for src in args.sources):
+        jobs = job_dirs(root)
+        if not jobs:
+            print(f"error: no job folder (.hydra/config.yaml) under {root}", file=sys.stderr)
+            return 2
+        for job in jobs:
+            dest = args.to / job.relative_to(root.parent)
+            files = archive_job(job, dest)
+            count += 1
+            print(f"{job} -> {dest} ({len(files)} files)")
+    print(f"archived {count} job folder(s) into {args.to}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
