@@ -410,3 +410,12 @@ def test_rliable_interval_estimates() -> None:
                              reps=50, confidence=0.9, seed=0)
     assert out["a>b"] == pytest.approx((1.0, 1.0, 1.0))
     assert out["b>a"] == pytest.approx((0.0, 0.0, 0.0))
+
+
+def test_archived_box_trapped_runs_reproduce_documented_table(tmp_path: Path) -> None:
+    """`archive/box_trapped` (session 8 runs) still gives the numbers docs/results.md quotes."""
+    assert main([str(REPO / "archive" / "box_trapped"), "--complete-only", "--out", str(tmp_path),
+                 "--bootstrap-reps", "50"]) == 0
+    box = (tmp_path / "tables" / "box_trapped.md").read_text()
+    assert "| 1% of 100 | 0: 1% |" in box
+    assert "| 56% of 200 | 0: 95%, 2: 18% | 0.146 / 0.000126 |" in box
