@@ -17,13 +17,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from analysis.runs import job_dirs
+
 KEPT = (".hydra/config.yaml", ".hydra/overrides.yaml", "summary.json")
 GZIPPED = ("metrics.csv",)
-
-
-def job_dirs(root: Path) -> list[Path]:
-    """Job folders (directories holding `.hydra/config.yaml`) at or under `root`, sorted."""
-    return sorted({p.parent.parent for p in root.rglob(".hydra/config.yaml")})
 
 
 def _gzip(src: Path, dst: Path) -> None:

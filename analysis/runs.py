@@ -201,13 +201,18 @@ def load_run(job_dir: Path) -> Run:
     return Run(str(job_dir), config, metrics, summary, status, problems)
 
 
+def job_dirs(root: str | Path) -> list[Path]:
+    """Job folders (directories holding `.hydra/config.yaml`) at or under `root`, resolved and sorted."""
+    root = Path(root)
+    dirs = {p.parent.parent.resolve() for p in root.rglob(".hydra/config.yaml")}
+    if (root / ".hydra" / "config.yaml").exists():
+        dirs.add(root.resolve())
+    return sorted(dirs)
+
+
 def discover(roots: list[str | Path]) -> list[Run]:
     """Every job folder (a directory with `.hydra/config.yaml`) under `roots`, sorted by path."""
-    dirs: set[Path] = set()
-    for root in map(Path, roots):
-        if (root / ".hydra" / "config.yaml").exists():
-            dirs.add(root.resolve())
-        dirs.update(p.parent.parent.resolve() for p in root.rglob(".hydra/config.yaml"))
+    dirs = {d for root in roots for d in job_dirs(root)}
     return [load_run(d) for d in sorted(dirs)]
 
 
