@@ -413,9 +413,9 @@ def test_rliable_interval_estimates() -> None:
 
 
 def test_archived_box_trapped_runs_reproduce_documented_table(tmp_path: Path) -> None:
-    """`archive/box_trapped` (session 8 runs) still gives the numbers docs/results.md quotes."""
+    """`archive/box_trapped` (session 8 and 9 runs) still gives the numbers docs/results.md quotes."""
     assert main([str(REPO / "archive" / "box_trapped"), "--complete-only", "--out", str(tmp_path),
                  "--bootstrap-reps", "50"]) == 0
     box = (tmp_path / "tables" / "box_trapped.md").read_text()
-    assert "| 1% of 100 | 0: 1% |" in box
-    assert "| 56% of 200 | 0: 95%, 2: 18% | 0.146 / 0.000126 |" in box
+    assert "| 1% of 200 | 0: 1%, 1: 1% |" in box
+    assert "| 75% of 400 | 0: 95%, 1: 96%, 2: 18%, 3: 90% | 0.238 / 0.000208 |" in box
