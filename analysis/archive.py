@@ -20,28 +20,25 @@ from pathlib import Path
 from analysis.runs import job_dirs
 
 KEPT = (".hydra/config.yaml", ".hydra/overrides.yaml", "summary.json")
-GZIPPED = ("metrics.csv",)
 
 
 def _gzip(src: Path, dst: Path) -> None:
-    with src.open("rb") as f_in, dst.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f_out:
-        shutil.copyfileobj(f_in, f_out)
+    with src.open("rb") as f_in, dst.open("wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f_out:
+            shutil.copyfileobj(f_in, f_out)
 
 
 def archive_job(job: Path, dest: Path) -> list[Path]:
     """Copy the analysed files of `job` into `dest` (created); return the files written."""
+    copies = [(job / rel, dest / rel, shutil.copyfile) for rel in KEPT]
+    for src in [job / "metrics.csv", *sorted((job / "eval").glob("*.csv"))]:
+        copies.append((src, dest / src.relative_to(job).with_name(src.name + ".gz"), _gzip))
     written = []
-    for rel in KEPT:
-        if (job / rel).exists():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(job / rel, dest / rel)
-            written.append(dest / rel)
-    csvs = [job / rel for rel in GZIPPED if (job / rel).exists()] + sorted((job / "eval").glob("*.csv"))
-    for src in csvs:
-        out = dest / src.relative_to(job).with_name(src.name + ".gz")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _gzip(src, out)
-        written.append(out)
+    for src, dst, copy in copies:
+        if src.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            copy(src, dst)
+            written.append(dst)
     return written
 
 
