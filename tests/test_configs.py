@@ -63,10 +63,11 @@ def test_each_reward_brings_the_model_features_it_needs():
     assert m.moa and m.visible_actions
 
 
-def test_box_trapped_warmup_experiment_sets_the_session_4_protocol_over_the_paper_defaults():
+def test_box_trapped_warmup_experiment_sets_the_five_seed_protocol_over_the_paper_defaults():
     cfg = _compose("experiment=box_trapped_warmup", "reward=moa_influence")
     validate(cfg)
-    assert (cfg.env.name, cfg.reward.beta, cfg.optim.moa_loss_weight) == ("box_trapped", 3.0, 10.0)
+    assert (cfg.env.name, cfg.reward.beta, cfg.optim.moa_loss_weight) == ("box_trapped", 20.0, 10.0)
+    assert cfg.optim.lr_init == 0.0005
     assert list(cfg.optim.warmup_agents) == [0] and cfg.optim.warmup_steps == 15_000_000
 
 
