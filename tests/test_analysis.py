@@ -417,5 +417,5 @@ def test_archived_box_trapped_runs_reproduce_documented_table(tmp_path: Path) ->
     assert main([str(REPO / "archive" / "box_trapped"), "--complete-only", "--out", str(tmp_path),
                  "--bootstrap-reps", "50"]) == 0
     box = (tmp_path / "tables" / "box_trapped.md").read_text()
-    assert "| 1% of 300 | 0: 1%, 1: 1%, 2: 1% |" in box
+    assert "| 2% of 500 | 0: 1%, 1: 1%, 2: 1%, 3: 2%, 4: 4% |" in box
     assert "| 77% of 500 | 0: 95%, 1: 96%, 2: 18%, 3: 90%, 4: 85% | 0.266 / 0.000226 |" in box
