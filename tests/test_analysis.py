@@ -413,7 +413,7 @@ def test_rliable_interval_estimates() -> None:
 
 
 def test_archived_box_trapped_runs_reproduce_documented_table(tmp_path: Path) -> None:
-    """`archive/box_trapped` (session 8 and 9 runs) still gives the numbers docs/results.md quotes."""
+    """`archive/box_trapped` (runs of sessions 8–10) still gives the numbers docs/results.md quotes."""
     assert main([str(REPO / "archive" / "box_trapped"), "--complete-only", "--out", str(tmp_path),
                  "--bootstrap-reps", "50"]) == 0
     box = (tmp_path / "tables" / "box_trapped.md").read_text()
