@@ -15,15 +15,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("sweeps", nargs="*", help="sweep or job folders, searched recursively for .hydra/config.yaml")
     p.add_argument("--out", required=True, type=Path, help="output folder (tables/, figures/, report.md)")
     p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the online runs of this W&B project")
-    p.add_argument("--exclude-harvest-failures", action="store_true",
-                   help="drop Harvest seeds in which some agent's final return is <= --exclusion-threshold")
-    p.add_argument("--exclusion-threshold", type=float, default=d.exclusion_threshold,
-                   help="final individual return at or below which a Harvest agent counts as failed (%(default)s)")
+    p.add_argument("--keep-harvest-failures", action="store_true",
+                   help="keep Harvest seeds in which some agent failed to learn to collect apples (default: "
+                        "excluded, as in the paper §10.5.3; they are listed in the report either way)")
+    p.add_argument("--apples-threshold", type=float, default=d.apples_threshold,
+                   help="final apples per episode at or below which a Harvest agent counts as failed (%(default)s)")
+    p.add_argument("--return-threshold", type=float, default=d.return_threshold,
+                   help="for runs without apples_agent_<i> columns: final return at or below which a Harvest agent "
+                        "counts as failed (%(default)s)")
     p.add_argument("--complete-only", action="store_true", help="drop partial runs (default: use them, reported)")
     p.add_argument("--final-points", type=int, default=d.final_points,
-                   help="final value = mean of this many last logged points of a run (%(default)s)")
-    p.add_argument("--window", type=float, default=d.window,
-                   help="sliding window of the learning-curve CIs, in agent steps (%(default)s)")
+                   help="final value = mean of this many last logged points of a run (%(default)s; the paper's "
+                        "'last 50 agent steps')")
+    p.add_argument("--window-points", type=int, default=d.window_points,
+                   help="trailing window of the learning-curve CIs, in logged points (%(default)s; the paper's "
+                        "'sliding window of 200 agent steps')")
     p.add_argument("--confidence", type=float, default=d.confidence, help="CI level of figures (%(default)s)")
     p.add_argument("--table-confidence", type=float, default=d.table_confidence,
                    help="CI level of tables and bootstrap intervals (%(default)s)")
@@ -39,10 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    opts = Options(final_points=args.final_points, window=args.window, confidence=args.confidence,
+    opts = Options(final_points=args.final_points, window_points=args.window_points, confidence=args.confidence,
                    table_confidence=args.table_confidence, alpha=args.alpha, top_k=args.top_k,
-                   exclude_harvest_failures=args.exclude_harvest_failures,
-                   exclusion_threshold=args.exclusion_threshold, complete_only=args.complete_only,
+                   exclude_harvest_failures=not args.keep_harvest_failures, apples_threshold=args.apples_threshold,
+                   return_threshold=args.return_threshold, complete_only=args.complete_only,
                    bootstrap_reps=args.bootstrap_reps, seed=args.seed)
     try:
         report = analyse(args.sweeps, args.out, opts, args.wandb)

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 
 from analysis import paper  # noqa: E402
 from analysis.runs import Run  # noqa: E402
-from analysis.stats import effective_window, final_value, series, sliding_window_ci, t_interval  # noqa: E402
+from analysis.stats import final_value, series, sliding_window_ci, t_interval, window_span  # noqa: E402
 
 STYLE = {"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 10,
          "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
@@ -60,13 +60,30 @@ def _panels(n: int, width: float = 4.2, height: float = 3.0) -> tuple[plt.Figure
     return fig, list(axes[0])
 
 
-def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title: str, window: float,
-                 confidence: float, stem: Path) -> tuple[list[Path], list[str]]:
-    """Mean and sliding-window `confidence` CI of `column` vs agent steps, one panel per game.
+#: The curves' y-range is fitted to the part of training after this fraction of the x-range, so
+#: the first, untrained episodes (e.g. −4000 in Harvest at 0.1M steps) do not flatten the rest.
+Y_RANGE_FROM = 0.1
 
-    The title gets the CI and the window actually used appended (a curve whose logging interval
-    exceeds `window` uses that interval). Curves without data for `column` are left out; returns
-    the files (none when nothing is left) and notes (window fallbacks, skipped figure)."""
+
+def _fit_y_range(ax: plt.Axes, cis: list[pd.DataFrame]) -> None:
+    xmax = max(float(ci["agent_steps"].max()) for ci in cis)
+    late = pd.concat([ci[ci["agent_steps"] >= Y_RANGE_FROM * xmax] for ci in cis])
+    vals = late[["mean", "lo", "hi"]].to_numpy(float)
+    vals = vals[np.isfinite(vals)]
+    if vals.size:
+        lo, hi = float(vals.min()), float(vals.max())
+        pad = 0.05 * (hi - lo) if hi > lo else max(1.0, abs(hi) * 0.05)
+        ax.set_ylim(lo - pad, hi + pad)
+
+
+def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title: str, window_points: int,
+                 confidence: float, stem: Path) -> tuple[list[Path], list[str]]:
+    """Mean and sliding-window `confidence` CI of `column` vs env steps, one panel per game.
+
+    The window is `window_points` logged points (in env steps: that many logging intervals),
+    stated in the title; the y-range shows training after its first `Y_RANGE_FROM` of the x-range.
+    Curves without data for `column` are left out; returns the files (none when nothing is left)
+    and notes (skipped figure)."""
     data: dict[str, list[tuple[Curve, list[pd.DataFrame]]]] = {}
     for env, curves in panels.items():
         for curve in curves:
@@ -75,31 +92,32 @@ def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title
                 data.setdefault(env, []).append((curve, frames))
     if not data:
         return [], [f"{stem.name}: no run logged {column}; figure skipped"]
-    notes: list[str] = []
     used: list[float] = []
     with plt.rc_context(STYLE):
         fig, axes = _panels(len(data))
         for ax, (env, curves) in zip(axes, data.items()):
+            cis = []
             for curve, frames in curves:
-                w, note = effective_window(frames, window)
+                w = window_span(frames, window_points)
                 used.append(w)
-                if note:
-                    notes.append(f"{stem.name} {env} {curve.label}: {note}")
                 ci = sliding_window_ci(frames, w, confidence)
                 if ci.empty:
                     continue
+                cis.append(ci)
                 ax.plot(ci["agent_steps"], ci["mean"], color=curve.color, lw=1.5,
                         label=f"{curve.label} (n={len(curve.runs)})")
                 ax.fill_between(ci["agent_steps"], ci["lo"], ci["hi"], color=curve.color, alpha=0.2, lw=0)
+            if cis:
+                _fit_y_range(ax, cis)
             ax.set_title(paper.ENV_TITLES.get(env, env))
-            ax.set_xlabel("agent steps")
+            ax.set_xlabel("env steps (agent_steps)")
             ax.set_ylabel(ylabel)
             ax.legend(loc="best")
         lo, hi = min(used), max(used)
-        span = f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}"
-        fig.suptitle(f"{title} ({confidence:.1%} CI, sliding window {span} agent steps)")
+        span = f"{lo:.3g}" if lo == hi else f"{lo:.3g}–{hi:.3g}"
+        fig.suptitle(f"{title} ({confidence:.1%} CI, sliding window {window_points} logged points = {span} env steps)")
         fig.tight_layout()
-        return save(fig, stem), notes
+        return save(fig, stem), []
 
 
 def comm_metrics_figure(curves: dict[str, list[Curve]], last_n: int, confidence: float,

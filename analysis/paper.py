@@ -134,4 +134,6 @@ TABLE4_REFERENCE = "inequity_aversion"
 INFLUENCE_REWARD_RHO: dict[str, float] = {"cleanup": 0.67, "harvest": 0.34}
 
 #: Box trapped (supplementary §10.3 text, Fig 12): fraction of trajectories in which the box is opened.
-BOX_OPENED: dict[str, float] = {"extrinsic": 0.0, "influence": 0.88}
+#: The paper gives 88 % for "the social influence reward" without naming the variant, so every
+#: influence reward is compared with it.
+BOX_OPENED: dict[str, float] = {"extrinsic": 0.0, "influence": 0.88, "comm_influence": 0.88, "moa_influence": 0.88}

@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis import figures, paper, tables
 from analysis.runs import Run, Setting, dedupe_seeds, discover, group_settings, load_wandb
-from analysis.stats import (Exclusion, harvest_exclusion, influence_reward_pairs, rank_settings,
+from analysis.stats import (Exclusion, harvest_exclusion, influence_reward_pairs, logging_interval, rank_settings,
                             best_settings, spearman)
 
 #: Columns the evaluator writes (see docs/analysis.md).
@@ -30,13 +30,14 @@ class Options:
     """Every knob of the analysis (the CLI flags)."""
 
     final_points: int = 50
-    window: float = 200.0
+    window_points: int = 200
     confidence: float = 0.995
     table_confidence: float = 0.95
     alpha: float = 0.05
     top_k: int = 5
-    exclude_harvest_failures: bool = False
-    exclusion_threshold: float = 1.0
+    exclude_harvest_failures: bool = True
+    apples_threshold: float = 5.0
+    return_threshold: float = 1.0
     complete_only: bool = False
     bootstrap_reps: int = 2000
     seed: int = 0
@@ -71,7 +72,7 @@ def _read_eval(runs: list[Run], name: str, columns: tuple[str, ...], notes: list
 
 def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str], Setting], opts: Options,
                             fig_dir: Path, notes: list[str]) -> list[Path]:
-    """Figs 3, 4, 7 (collective reward), 16 (R·(1−G)), 17 (top-k), 15 (prosocial) and one
+    """Figs 1, 4, 7 (collective reward), 16 (R·(1−G)), 17 (top-k), 15 (prosocial) and one
     collective-reward figure per other game (e.g. Box trapped)."""
     paths: list[Path] = []
     ranked = rank_settings(settings, opts.final_points)
@@ -82,7 +83,7 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
 
     def draw(panels: dict[str, list[figures.Curve]], column: str, ylabel: str, title: str, stem: str) -> None:
         if any(panels.values()):
-            files, fig_notes = figures.curve_figure(panels, column, ylabel, title, opts.window,
+            files, fig_notes = figures.curve_figure(panels, column, ylabel, title, opts.window_points,
                                                     opts.confidence, fig_dir / stem)
             paths.extend(files)
             notes.extend(fig_notes)
@@ -214,10 +215,18 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
     notes: list[str] = []
     usable = [r for r in runs if r.status == "complete" or (r.status == "partial" and not opts.complete_only)]
     usable, duplicates = dedupe_seeds(usable)
-    checks = [harvest_exclusion(r, opts.exclusion_threshold, opts.final_points) for r in usable if r.env == "harvest"]
+    checks = [harvest_exclusion(r, opts.apples_threshold, opts.return_threshold, opts.final_points)
+              for r in usable if r.env == "harvest"]
     if opts.exclude_harvest_failures:
         excluded = {id(c.run) for c in checks if c.excluded}
         usable = [r for r in usable if id(r) not in excluded]
+    for c in checks:
+        if c.excluded:
+            verb = "excluded" if opts.exclude_harvest_failures else "would be excluded (kept: --keep-harvest-failures)"
+            notes.append(f"Harvest seed {c.run.seed} of {c.run.setting_id} {verb}: {c.reason} ({c.run.path})")
+        elif "fell back" in c.reason:
+            notes.append(f"Harvest seed {c.run.seed} of {c.run.setting_id}: no apples_agent_<i> columns; "
+                         f"checked with the final-return rule instead ({c.run.path})")
     settings = group_settings(usable)
     best = best_settings(settings, opts.final_points)
 
@@ -237,6 +246,21 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
     report.write_text(_report_text(sweeps, runs, duplicates, checks, settings, best, opts, shown,
                                    Outputs(table_paths, fig_paths, notes), out))
     return report
+
+
+def _units_text(runs: list[Run], opts: Options) -> list[str]:
+    """What the final values and the curves' window span, in logged points and in env steps."""
+    intervals = sorted({logging_interval([r.metrics]) for r in runs if len(r.metrics) > 1})
+    lines = ["## Units", "",
+             f"Env steps (`agent_steps`, the paper's x-axis) are environment timesteps summed over the batch. "
+             f"Final values (Table 4 and the other tables) are the mean of the last {opts.final_points} logged "
+             f"points of a run (at most the second half of them); the curves' CI uses a trailing window of "
+             f"{opts.window_points} logged points (the paper's \"last 50\" and \"200 agent steps\", read as "
+             f"logged points, docs/analysis.md)."]
+    for iv in intervals:
+        lines.append(f"- logging interval {iv:,.0f} env steps: final values span {opts.final_points * iv:,.0f} env "
+                     f"steps, the window {opts.window_points * iv:,.0f} env steps")
+    return lines + [""]
 
 
 def _rel(path: Path | str, out: Path) -> str:
@@ -266,13 +290,21 @@ def _report_text(sweeps: list[str | Path], runs: list[Run], duplicates: list[tup
         lines += [f"- dropped `{d.path}` ({d.agent_steps:g} steps), kept `{k.path}` ({k.agent_steps:g} steps)"
                   for d, k in duplicates]
         lines.append("")
+    lines += _units_text(runs, opts)
     lines += ["## Harvest seed exclusion", "",
-              f"Rule (§10.5.3): a Harvest seed is excluded when some agent's final individual return (mean of the "
-              f"last {opts.final_points} logged `reward_agent_<i>` values) is ≤ {opts.exclusion_threshold:g}. "
-              + ("**Applied**" if opts.exclude_harvest_failures else
-                 "**Not applied** (pass `--exclude-harvest-failures`); seeds it would exclude are marked") + ".", ""]
+              f"Rule (§10.5.3, \"one of the agents has failed to learn to collect apples\"): a Harvest seed is "
+              f"excluded when some agent's final apples per episode (mean of the last {opts.final_points} logged "
+              f"`apples_agent_<i>` values, at most the second half of them) is ≤ {opts.apples_threshold:g}; runs "
+              f"logged without `apples_agent_<i>` use the agent's final return `reward_agent_<i>` ≤ "
+              f"{opts.return_threshold:g} instead. "
+              + ("**Applied** to every table and figure (opt out: `--keep-harvest-failures`)"
+                 if opts.exclude_harvest_failures else
+                 "**Not applied** (`--keep-harvest-failures`); seeds it would exclude are marked") + ".", ""]
+    excluded_runs = [c for c in checks if c.excluded]
     if checks:
-        lines += ["| Run | Seed | Setting | Excluded | Reason | Final per-agent returns |", "|---|---|---|---|---|---|"]
+        lines += [f"Excluded: {', '.join(f'seed {c.run.seed} of {c.run.reward} ({c.run.setting_id})' for c in excluded_runs)}."
+                  if excluded_runs else "Excluded: none.", ""]
+        lines += ["| Run | Seed | Setting | Excluded | Reason | Final per-agent values |", "|---|---|---|---|---|---|"]
         lines += [f"| `{c.run.path}` | {c.run.seed} | {c.run.setting_id} | {'yes' if c.excluded else 'no'} | "
                   f"{c.reason} | {', '.join(f'{v:.3g}' for v in c.agent_finals.values())} |" for c in checks]
     else:

@@ -20,8 +20,9 @@ _INFLUENCE = re.compile(r"^influence_(\d+)_(\d+)$")
 def gini(values: np.ndarray | list[float]) -> float:
     """Gini coefficient of the agents' returns, Eq 9: Σ_i Σ_j |e_i − e_j| / (2 N Σ_i e_i).
 
-    All-equal returns (including all zero) give 0. When Σ e ≤ 0 and the returns differ,
-    Eq 9 is undefined (its denominator is not positive) and NaN is returned.
+    The rule of the trainer's logged `gini` (`si.metrics.gini`): Eq 9 as written whenever
+    Σ e > 0, negative returns included; all-equal returns give 0; otherwise (Σ e ≤ 0 and the
+    returns differ) Eq 9 is undefined and NaN is returned.
     """
     e = np.asarray(values, dtype=float)
     diff = np.abs(e[:, None] - e[None, :]).sum()
@@ -31,6 +32,13 @@ def gini(values: np.ndarray | list[float]) -> float:
     return float(diff / (2 * len(e) * total)) if total > 0 else float("nan")
 
 
+def equality_weighted_value(values: np.ndarray | list[float]) -> float:
+    """R·(1−G) of one return vector as R − Σ_i Σ_j |e_i − e_j| / (2N): Eq 9 exactly when R > 0,
+    its continuous extension when R ≤ 0 (the trainer's `equality_weighted_reward` rule)."""
+    e = np.asarray(values, dtype=float)
+    return float(e.sum() - np.abs(e[:, None] - e[None, :]).sum() / (2 * len(e)))
+
+
 def agent_reward_columns(df: pd.DataFrame) -> list[str]:
     """`reward_agent_<i>` columns ordered by i."""
     cols = [c for c in df.columns if _AGENT_REWARD.match(c)]
@@ -38,15 +46,15 @@ def agent_reward_columns(df: pd.DataFrame) -> list[str]:
 
 
 def equality_weighted(df: pd.DataFrame) -> pd.Series:
-    """R·(1−G) per metrics row: the logged `equality_weighted_reward` column, else computed from
-    the row's mean per-agent returns `reward_agent_<i>` (R = their sum, G = `gini` of them)."""
+    """R·(1−G) per metrics row: the logged `equality_weighted_reward` column (the mean over
+    episodes), else `equality_weighted_value` of the row's mean per-agent returns `reward_agent_<i>`."""
     if "equality_weighted_reward" in df and df["equality_weighted_reward"].notna().any():
         return df["equality_weighted_reward"]
     cols = agent_reward_columns(df)
     if not cols:
         return pd.Series(np.nan, index=df.index)
     rewards = df[cols].to_numpy(float)
-    out = [r.sum() * (1 - gini(r)) if np.isfinite(r).all() else np.nan for r in rewards]
+    out = [equality_weighted_value(r) if np.isfinite(r).all() else np.nan for r in rewards]
     return pd.Series(out, index=df.index)
 
 
@@ -105,17 +113,11 @@ def logging_interval(frames: list[pd.DataFrame]) -> float:
     return float(max(gaps)) if gaps else 0.0
 
 
-def effective_window(frames: list[pd.DataFrame], window: float) -> tuple[float, str | None]:
-    """The sliding window to use and a warning when it had to change.
-
-    When a run's median logging interval exceeds `window`, the window becomes that interval,
-    so that every window still holds about one point per seed (a CI over seeds at each logged
-    step)."""
-    interval = logging_interval(frames)
-    if interval > window:
-        return interval, (f"logging interval {interval:g} agent steps exceeds the sliding window "
-                          f"{window:g}; used a window of {interval:g}")
-    return window, None
+def window_span(frames: list[pd.DataFrame], points: int) -> float:
+    """The sliding window of `points` logged points in agent steps: `points` × the logging
+    interval (`logging_interval` of the frames). Windows and final values are both counted in
+    logged points (docs/analysis.md, "Window units"); this converts for the curves' x-axis."""
+    return points * logging_interval(frames)
 
 
 def sliding_window_ci(frames: list[pd.DataFrame], window: float, confidence: float) -> pd.DataFrame:
@@ -153,7 +155,7 @@ def sliding_window_ci(frames: list[pd.DataFrame], window: float, confidence: flo
 
 @dataclass
 class Exclusion:
-    """The Harvest check of one run: final per-agent returns and whether it is excluded."""
+    """The Harvest check of one run: the final per-agent values it used and whether it is excluded."""
 
     run: Run
     agent_finals: dict[str, float]
@@ -161,18 +163,28 @@ class Exclusion:
     reason: str
 
 
-def harvest_exclusion(run: Run, threshold: float, last_n: int) -> Exclusion:
-    """§10.5.3: a Harvest seed is excluded when some agent failed to learn to collect apples,
-    read as: some agent's final individual return (`final_value` of `reward_agent_<i>`)
-    is ≤ `threshold`."""
-    cols = agent_reward_columns(run.metrics)
+_AGENT_APPLES = re.compile(r"^apples_agent_(\d+)$")
+
+
+def harvest_exclusion(run: Run, apples_threshold: float, return_threshold: float, last_n: int) -> Exclusion:
+    """§10.5.3: "we eliminate any random seed in Harvest for which one of the agents has failed
+    to learn to collect apples". Read as: some agent's final apples per episode (`final_value` of
+    `apples_agent_<i>`, the same last logged points as Table 4) is ≤ `apples_threshold`.
+
+    Runs logged before `apples_agent_<i>` existed fall back to the agent's final return
+    (`reward_agent_<i>`) ≤ `return_threshold`, and the reason says so."""
+    cols = sorted((c for c in run.metrics.columns if _AGENT_APPLES.match(c)), key=lambda c: int(c.rsplit("_", 1)[1]))
+    rule, threshold, unit = "apples", apples_threshold, "apples per episode"
+    if not cols:
+        cols, rule, threshold, unit = agent_reward_columns(run.metrics), "return", return_threshold, "return"
     finals = {c: final_value(run, c, last_n) for c in cols}
+    fallback = "" if rule == "apples" else " (no apples_agent_<i> columns: fell back to the final-return rule)"
     if not finals:
-        return Exclusion(run, finals, False, "not checked: no reward_agent_<i> columns")
+        return Exclusion(run, finals, False, "not checked: no apples_agent_<i> or reward_agent_<i> columns")
     worst = min(finals, key=lambda c: finals[c])
     if finals[worst] <= threshold:
-        return Exclusion(run, finals, True, f"{worst} final return {finals[worst]:.3g} ≤ {threshold:g}")
-    return Exclusion(run, finals, False, f"all agents > {threshold:g}")
+        return Exclusion(run, finals, True, f"{worst} final {unit} {finals[worst]:.3g} ≤ {threshold:g}{fallback}")
+    return Exclusion(run, finals, False, f"every agent's final {unit} > {threshold:g}{fallback}")
 
 
 def influence_received(run: Run, last_n: int) -> dict[int, float]:

@@ -126,13 +126,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     envs = load_envs(args.ssd_path.resolve())
-    print(f"{'env':<10}{'env-steps/s':>12}{'agent-steps/s':>15}{'episodes':>10}{'apples/episode':>16}")
+    print(f"{'env':<10}{'env-steps/s':>12}{'agent-actions/s':>16}{'episodes':>10}{'apples/episode':>16}")
     for name in args.envs:
         random.seed(args.seed)
         np.random.seed(args.seed)  # the original draws spawns, shuffles and move order from np.random
         sps, episodes = measure(envs[name], args.agents, args.steps, args.horizon, np.random.default_rng(args.seed))
         mean = f"{np.mean(episodes):.1f}" if episodes else "-"
-        print(f"{name:<10}{sps:>12,.0f}{sps * args.agents:>15,.0f}{len(episodes):>10}{mean:>16}")
+        print(f"{name:<10}{sps:>12,.0f}{sps * args.agents:>16,.0f}{len(episodes):>10}{mean:>16}")
 
 
 if __name__ == "__main__":

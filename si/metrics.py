@@ -13,27 +13,35 @@ import torch
 from torch import Tensor
 
 
+def _pair_spread(x: Tensor) -> Tensor:
+    """D = Σ_i Σ_j |x_i − x_j| over the last dim (ordered pairs, the numerator of Eq 9)."""
+    return (x.unsqueeze(-1) - x.unsqueeze(-2)).abs().sum((-2, -1))
+
+
 def gini(x: Tensor) -> Tensor:
     """Gini coefficient over the last dim, G = Σ_i Σ_j |x_i − x_j| / (2N Σ_i x_i) (Eq 9).
 
-    Eq 9 assumes non-negative values; returns with fines can be negative. Rule: when the
-    smallest entry is negative, the vector is first shifted up by it (x − min(min_i x_i, 0)),
-    so the smallest entry becomes 0 and G stays in [0, (N−1)/N]; non-negative vectors are used
-    unchanged. A vector that is all zero (after the shift, i.e. all entries equal and ≤ 0)
-    has G = 0.
+    Eq 9 as written whenever Σ_i x_i > 0, negative entries included (returns with fines or
+    hits). All-equal vectors give 0. Otherwise (Σ x ≤ 0 and the entries differ) Eq 9 has no
+    meaning (its denominator is not positive) and G is NaN; averages over episodes skip those.
+    ``analysis.stats.gini`` applies the same rule to logged returns.
     """
     x = x if x.is_floating_point() else x.double()
-    x = x - x.amin(-1, keepdim=True).clamp(max=0)
-    n = x.shape[-1]
-    num = (x.unsqueeze(-1) - x.unsqueeze(-2)).abs().sum((-2, -1))
-    den = 2 * n * x.sum(-1)
-    return torch.where(den > 0, num / den.masked_fill(den <= 0, 1), torch.zeros_like(num))
+    num = _pair_spread(x)
+    den = 2 * x.shape[-1] * x.sum(-1)
+    g = torch.where(den > 0, num / den.masked_fill(den <= 0, 1), torch.full_like(num, math.nan))
+    return torch.where(num == 0, torch.zeros_like(num), g)
 
 
 def equality_weighted_reward(x: Tensor) -> Tensor:
-    """Collective reward weighted by equality, R·(1 − G) with R = Σ_i x_i (Eq 9, Fig 16)."""
+    """Collective reward weighted by equality, R·(1 − G) with R = Σ_i x_i (Eq 9, Fig 16).
+
+    Computed as R − Σ_i Σ_j |x_i − x_j| / (2N), which is R·(1 − G) exactly whenever Eq 9 is
+    defined (R > 0) and its continuous extension when R ≤ 0 (where G is NaN): a negative
+    collective return stays negative, lowered further by inequality.
+    """
     x = x if x.is_floating_point() else x.double()
-    return x.sum(-1) * (1 - gini(x))
+    return x.sum(-1) - _pair_spread(x) / (2 * x.shape[-1])
 
 
 def _mi_from_counts(counts: Tensor) -> Tensor:
@@ -107,31 +115,27 @@ def speaker_consistency(actions: Tensor, symbols: Tensor, num_actions: int, voca
     return float((0.5 * (mean_c + mean_a)).mean())
 
 
-def instantaneous_coordination(
+def coordination_counts(
     src: Tensor,
     dst_next: Tensor,
     n_src: int,
     n_dst: int,
     mask: Tensor | None = None,
-) -> float:
-    """Instantaneous coordination (§5.1): max over ordered pairs k ≠ j of I(src^k_t; dst^j_{t+1}).
+) -> Tensor:
+    """Joint count tables ``[N_k, N_j, n_src, n_dst]`` of (src^k_t, dst^j_{t+1}) pairs (§5.1).
 
     Time alignment is the caller's: ``dst_next[t, b, j]`` must hold agent j's value at step
     t+1 of the same trajectory as ``src[t, b, k]`` (e.g. ``src = symbols[:-1]``,
     ``dst_next = actions[1:]`` for symbol/action IC, I(m^k_t; a^j_{t+1})). Both are
-    ``[T, B, N]`` longs; pairs that cross an episode boundary should be excluded via ``mask``.
-    For each pair the samples are pooled over t and b (plug-in MI of the joint histogram);
-    ``mask[t, b, k]`` (bool, optional) keeps only the steps where it is True for the
-    influencer k (influential moments). Pairs with no samples are ignored; returns nan if no
-    pair has samples (or N < 2).
+    ``[T, B, N]`` longs; ``mask[t, b, k]`` (bool, optional) keeps only the samples where it is
+    True for the influencer k (influential moments; pairs crossing an episode end should be
+    masked too). Counts of several rollouts add up: IC is computed once from their sum.
     """
     if src.shape != dst_next.shape or src.dim() != 3:
         raise ValueError("src and dst_next must both have shape [T, B, N]")
     if mask is not None and mask.shape != src.shape:
         raise ValueError(f"mask {tuple(mask.shape)} must have the shape of src {tuple(src.shape)}")
     n = src.shape[-1]
-    if n < 2:
-        return math.nan
     _check_range("src", src, n_src)
     _check_range("dst_next", dst_next, n_dst)
     s = src.reshape(-1, n, 1).long()
@@ -141,12 +145,40 @@ def instantaneous_coordination(
     if mask is not None:
         idx = idx[mask.reshape(-1, n, 1).expand_as(idx)]
     counts = torch.bincount(idx.reshape(-1), minlength=n * n * n_src * n_dst)
-    mi = _mi_from_counts(counts.reshape(n, n, n_src, n_dst))
+    return counts.reshape(n, n, n_src, n_dst)
+
+
+def coordination_from_counts(counts: Tensor) -> float:
+    """Instantaneous coordination (§5.1) from pooled count tables ``[N_k, N_j, n_src, n_dst]``.
+
+    The paper: "first average over all trajectory steps, then take the maximum value between
+    any two agents": per ordered pair k ≠ j, the plug-in MI of all its pooled samples; then the
+    maximum over pairs. Pairs with no samples are ignored; nan if no pair has samples (or N < 2).
+    """
+    n = counts.shape[0]
+    if n < 2:
+        return math.nan
+    mi = _mi_from_counts(counts)
     off_diag = ~torch.eye(n, dtype=torch.bool, device=mi.device)
     mi = mi[off_diag & ~mi.isnan()]
     return float(mi.max()) if mi.numel() else math.nan
 
 
+def instantaneous_coordination(
+    src: Tensor,
+    dst_next: Tensor,
+    n_src: int,
+    n_dst: int,
+    mask: Tensor | None = None,
+) -> float:
+    """Max over ordered pairs k ≠ j of I(src^k_t; dst^j_{t+1}) on one sample (§5.1):
+    :func:`coordination_from_counts` of :func:`coordination_counts`."""
+    return coordination_from_counts(coordination_counts(src, dst_next, n_src, n_dst, mask))
+
+
 def influential_moments(influence: Tensor) -> Tensor:
-    """Bool mask of influence ≥ its mean over all given entries (§5.1, influential moments)."""
-    return influence >= influence.mean()
+    """Bool mask of the influential moments (§5.1): ``influence[..., k]`` ≥ influencer k's own
+    mean over all the given steps (all leading dims), as in "an agent's influence is only
+    greater than its mean influence in less than 10% of timesteps"."""
+    mean = influence.reshape(-1, influence.shape[-1]).mean(0)
+    return influence >= mean

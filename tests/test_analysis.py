@@ -22,8 +22,8 @@ from analysis.__main__ import main
 from analysis.archive import main as archive_main
 from analysis.report import Options, analyse
 from analysis.runs import discover, group_settings, setting_id
-from analysis.stats import (best_settings, effective_window, equality_weighted, final_value, gini, harvest_exclusion,
-                            influence_reward_pairs, interval_estimates, sliding_window_ci, spearman)
+from analysis.stats import (best_settings, equality_weighted, final_value, gini, harvest_exclusion,
+                            influence_reward_pairs, interval_estimates, sliding_window_ci, spearman, window_span)
 from analysis.tables import Table, hparam_table, rliable_frame, table4_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,6 +94,26 @@ def test_gini_undefined_for_nonpositive_total() -> None:
     assert np.isnan(gini([-1, 1]))
 
 
+@pytest.mark.parametrize("values", [[-50, 100, 100, 100, 100], [-1, 3], [-1, 1], [-3, 0, 1], [-2, -2], [0, 0, 0, 4],
+                                    [1.5, 2, 7, 0, 0], [-50, -1, 0, 0, 0]])
+def test_gini_and_equality_weighting_match_the_trainers_rule(values: list[float]) -> None:
+    """analysis never imports training code, so it carries its own copy of the rule: same numbers."""
+    import torch
+
+    from analysis.stats import equality_weighted_value
+    from si import metrics
+
+    e = torch.tensor(values, dtype=torch.float64)
+    np.testing.assert_equal(gini(values), metrics.gini(e).item())
+    assert equality_weighted_value(values) == pytest.approx(metrics.equality_weighted_reward(e).item())
+
+
+def test_equality_weighting_of_logged_mean_returns_is_eq9_with_a_negative_agent(tmp_path: Path) -> None:
+    (run,) = discover([make_fake_job(tmp_path / "j", "harvest", "extrinsic", 0,
+                                     make_metrics(agent_rewards=[-50, 100, 100, 100, 100]))])
+    assert np.allclose(equality_weighted(run.metrics), 230.0)  # R = 350, G = 1200 / 3500
+
+
 def test_sliding_window_ci_known_mean_and_width() -> None:
     frames = [pd.DataFrame({"agent_steps": np.arange(10.0), "value": np.full(10, y)}) for y in (1.0, 3.0)]
     ci = sliding_window_ci(frames, window=2, confidence=0.995)
@@ -114,11 +134,12 @@ def test_sliding_window_single_point_has_no_interval() -> None:
     assert ci["lo"].isna().all()
 
 
-def test_window_falls_back_to_logging_interval() -> None:
-    frames = [pd.DataFrame({"agent_steps": np.arange(5) * 1000.0, "value": np.ones(5)})]
-    window, note = effective_window(frames, 200)
-    assert window == 1000 and "exceeds" in note
-    assert effective_window(frames, 5000) == (5000, None)
+def test_window_is_counted_in_logged_points_like_the_final_values() -> None:
+    """'Sliding window of 200 agent steps' and 'last 50 agent steps' share one unit: logged points."""
+    frames = [pd.DataFrame({"agent_steps": np.arange(1, 41) * 1000.0, "value": np.arange(40.0)})]
+    assert window_span(frames, 200) == 200_000
+    ci = sliding_window_ci(frames, window_span(frames, 4), 0.995)
+    assert ci["mean"].iloc[-1] == pytest.approx(np.arange(36.0, 40.0).mean())  # the last 4 points, not 1
 
 
 def test_final_value_is_mean_of_last_points(tmp_path: Path) -> None:
@@ -194,14 +215,29 @@ def test_best_setting_selection(tmp_path: Path) -> None:
     assert best[("cleanup", "extrinsic")].reward == "extrinsic"
 
 
-def test_harvest_seed_exclusion(tmp_path: Path) -> None:
-    ok = make_fake_job(tmp_path / "ok", "harvest", "extrinsic", 0, make_metrics(agent_rewards=[50, 60, 70, 80, 90]))
+def _apples(*per_agent: float) -> dict[str, float]:
+    return {f"apples_agent_{i}": a for i, a in enumerate(per_agent)}
+
+
+def test_harvest_seed_exclusion_tests_apples_collected(tmp_path: Path) -> None:
+    """§10.5.3 'failed to learn to collect apples': a fined agent that collects apples stays in,
+    an agent with a positive return that collects none is out."""
+    fined = make_fake_job(tmp_path / "fined", "harvest", "extrinsic", 0,
+                          make_metrics(agent_rewards=[50, 60, 70, 80, -20], extra=_apples(50, 60, 70, 80, 30)))
+    idle = make_fake_job(tmp_path / "idle", "harvest", "extrinsic", 1,
+                         make_metrics(agent_rewards=[50, 60, 70, 80, 2], extra=_apples(50, 60, 70, 80, 0.5)))
+    run_fined, run_idle = discover([fined, idle])  # sorted by path
+    assert not harvest_exclusion(run_fined, 5.0, 1.0, 50).excluded
+    check = harvest_exclusion(run_idle, 5.0, 1.0, 50)
+    assert check.excluded and "apples_agent_4" in check.reason and "apples per episode 0.5 ≤ 5" in check.reason
+    assert not harvest_exclusion(run_idle, 0.1, 1.0, 50).excluded
+
+
+def test_harvest_seed_exclusion_falls_back_to_returns_without_apples_columns(tmp_path: Path) -> None:
     lazy = make_fake_job(tmp_path / "lazy", "harvest", "extrinsic", 1, make_metrics(agent_rewards=[50, 60, 70, 80, 0.5]))
-    run_lazy, run_ok = discover([ok, lazy])  # sorted by path
-    assert not harvest_exclusion(run_ok, 1.0, 50).excluded
-    check = harvest_exclusion(run_lazy, 1.0, 50)
-    assert check.excluded and "reward_agent_4" in check.reason
-    assert not harvest_exclusion(run_lazy, 0.1, 50).excluded
+    (run,) = discover([lazy])
+    check = harvest_exclusion(run, 5.0, 1.0, 50)
+    assert check.excluded and "reward_agent_4" in check.reason and "fell back" in check.reason
 
 
 # ---------------------------------------------------------------------------------- tables
@@ -292,7 +328,7 @@ def _full_sweep(root: Path) -> None:
                 df["collective_reward"] += rng.normal(0, 1, len(df))
                 make_fake_job(root / env / reward / str(seed), env, reward, seed, df)
     make_fake_job(root / "harvest" / "extrinsic" / "9", "harvest", "extrinsic", 9,
-                  make_metrics(agent_rewards=[30, 30, 30, 30, 0]))
+                  make_metrics(agent_rewards=[30, 30, 30, 30, 0], extra=_apples(30, 30, 30, 30, 0)))
     make_fake_job(root / "cleanup" / "extrinsic" / "8", "cleanup", "extrinsic", 8, make_metrics(),
                   summary={"status": "failed", "error": "boom"})
     for reward, opened in (("extrinsic", 0), ("influence", 1)):
@@ -311,12 +347,12 @@ def _full_sweep(root: Path) -> None:
 def test_cli_end_to_end(tmp_path: Path) -> None:
     _full_sweep(tmp_path / "sweep")
     out = tmp_path / "out"
-    code = main([str(tmp_path / "sweep"), "--out", str(out), "--exclude-harvest-failures",
-                 "--bootstrap-reps", "100", "--window", "20"])
+    code = main([str(tmp_path / "sweep"), "--out", str(out), "--bootstrap-reps", "100", "--window-points", "20"])
     assert code == 0
     report = (out / "report.md").read_text()
     assert "1 failed" in report and "boom" in report
-    assert "**Applied**" in report and "| yes | reward_agent_4 final return 0 ≤ 1 |" in report
+    assert "**Applied**" in report and "| yes | apples_agent_4 final apples per episode 0 ≤ 5 |" in report
+    assert "Excluded: seed 9 of extrinsic" in report
     for name in ("table1", "table2", "table3", "table4", "settings", "rliable", "box_trapped"):
         assert (out / "tables" / f"{name}.md").stat().st_size > 0
         assert (out / "tables" / f"{name}.tex").stat().st_size > 0
@@ -327,7 +363,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
             path = out / "figures" / f"{name}.{ext}"
             assert path.stat().st_size > 1000, path
             assert f"figures/{name}.{ext}" in report or ext == "png"
-    assert "logging interval 50 agent steps exceeds the sliding window 20" in report
+    assert "logging interval 50 env steps: final values span 2,500 env steps, the window 1,000 env steps" in report
     finals = pd.read_csv(out / "tables" / "finals.csv")
     assert 9 not in finals[finals.env == "harvest"].seed.tolist()  # excluded
     box = (out / "tables" / "box_trapped.md").read_text()
@@ -357,11 +393,17 @@ def test_archive_keeps_what_analysis_reads(tmp_path: Path) -> None:
     assert archive_main([str(tmp_path / "missing"), "--to", str(tmp_path / "arch")]) == 2
 
 
-def test_exclusion_is_reported_but_not_applied_by_default(tmp_path: Path) -> None:
-    make_fake_job(tmp_path / "s" / "0", "harvest", "extrinsic", 0, make_metrics(agent_rewards=[30, 30, 0]))
+def test_harvest_exclusion_applies_by_default_and_can_be_kept(tmp_path: Path) -> None:
+    for seed, last in ((0, 0.0), (1, 30.0)):
+        make_fake_job(tmp_path / "s" / str(seed), "harvest", "extrinsic", seed,
+                      make_metrics(agent_rewards=[30, 30, last], extra=_apples(30, 30, last)))
     report = analyse([tmp_path / "s"], tmp_path / "out", Options(bootstrap_reps=50)).read_text()
-    assert "**Not applied**" in report and "| yes |" in report
-    assert pd.read_csv(tmp_path / "out" / "tables" / "finals.csv").seed.tolist() == [0]
+    assert "**Applied**" in report and "Excluded: seed 0 of extrinsic" in report
+    assert pd.read_csv(tmp_path / "out" / "tables" / "finals.csv").seed.tolist() == [1]
+    assert main([str(tmp_path / "s"), "--out", str(tmp_path / "kept"), "--keep-harvest-failures",
+                 "--bootstrap-reps", "50"]) == 0
+    assert "**Not applied**" in (tmp_path / "kept" / "report.md").read_text()
+    assert pd.read_csv(tmp_path / "kept" / "tables" / "finals.csv").seed.tolist() == [0, 1]
 
 
 def test_cli_without_runs_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Small but real: the full Harvest map, 100-step episodes, 4 envs, 2,000 agent steps.
 FAST = ["env.horizon=100", "budget=tiny", "budget.agent_steps=2000", "budget.log_every=400",
         "budget.checkpoint_every=400", "optim.rollout_len=25", "model.lstm_size=32", "threads=1"]
-TIMING = ["sps", "agent_sps", "wall_time_s"]
+TIMING = ["env_steps_per_s", "agent_actions_per_s", "wall_time_s"]
 
 
 def launch(*args: str, timeout: int = 300, env: dict | None = None, wait: bool = True):
@@ -46,7 +46,8 @@ def test_single_run_writes_job_folder_contract_and_wandb_offline(tmp_path):
     df = metrics(job)
     assert list(df["agent_steps"]) == [400, 800, 1200, 1600, 2000]
     for col in ("collective_reward", "gini", "equality_weighted_reward", "influence_mean", "influence_0_3",
-                "reward_agent_4", "fires", "hits", "sps", "agent_sps", "beta", "lr"):
+                "reward_agent_4", "apples_agent_4", "fires", "hits", "env_steps_per_s", "agent_actions_per_s",
+                "beta", "lr"):
         assert col in df.columns, col
     assert df["collective_reward"].notna().all()
     assert (df["beta"].diff().dropna() >= 0).all(), "β ramps up over the curriculum"
@@ -56,7 +57,7 @@ def test_single_run_writes_job_folder_contract_and_wandb_offline(tmp_path):
     offline = list((job / "wandb").glob("offline-run-*"))
     assert offline and any(offline[0].glob("*.wandb")), "W&B offline run files must be written"
     assert offline[0].name.endswith(run_id(job)), "the W&B id is derived from the job so requeues resume it"
-    assert "agent-steps/s" in proc.stderr and "ETA" in proc.stderr
+    assert "env-steps/s" in proc.stderr and "ETA" in proc.stderr
 
 
 def test_used_by_sweep_runs_every_job_through_submitit_local(tmp_path):

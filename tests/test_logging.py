@@ -20,9 +20,15 @@ def test_metrics_table_appends_truncates_after_a_checkpoint_and_reads_back(tmp_p
 
 
 def test_progress_line_shows_steps_speed_reward_influence_eta():
-    row = {"agent_steps": 500, "agent_sps": 1234.0, "collective_reward": 12.5, "influence_mean": 0.25}
+    row = {"agent_steps": 500, "env_steps_per_s": 1234.0, "collective_reward": 12.5, "influence_mean": 0.25}
     line = progress_line(row, 1000, eta_s=90)
-    assert "500/1,000" in line and "1,234" in line and "12.5" in line and "influence 0.25 " in line
+    assert "500/1,000" in line and "env-steps/s 1,234" in line and "12.5" in line and "influence 0.25 " in line
     assert "ETA 1.5 min" in line
     small = progress_line({**row, "influence_mean": 3.2e-5}, 1000, eta_s=90)
     assert "influence 3.2e-05" in small  # small influence values stay readable
+
+
+def test_progress_line_before_the_first_episode_says_so():
+    row = {"agent_steps": 500, "env_steps_per_s": 10.0, "collective_reward": math.nan}
+    line = progress_line(row, 1000, eta_s=90)
+    assert "no episode finished yet" in line and "nan" not in line

@@ -34,13 +34,21 @@ def test_gini_known_vectors():
     assert gini(t([0.0, 0.0, 0.0])).item() == 0.0
 
 
-def test_gini_negative_returns_are_shifted():
-    # min −1 < 0: shifted to [0, 2] → (2+2) / (2·2·2) = .5
-    assert gini(t([-1.0, 1.0])).item() == pytest.approx(0.5)
-    # all equal and negative → [0, 0] → 0
-    assert gini(t([-2.0, -2.0])).item() == 0.0
-    # [−3, 0, 3] → [0, 3, 6]: Σ = 2·(3+6+3) = 24, 2·3·9 = 54
-    assert gini(t([-3.0, 0.0, 3.0])).item() == pytest.approx(24 / 54)
+def test_gini_is_eq9_as_written_with_negative_returns():
+    # the example: D = Σ_i Σ_j |e_i − e_j| = 2·4·150 = 1200, 2N·Σe = 10·350
+    e = t([-50.0, 100.0, 100.0, 100.0, 100.0])
+    assert gini(e).item() == pytest.approx(1200 / 3500)  # 0.343, not 0.200 (shifted by the min)
+    assert equality_weighted_reward(e).item() == pytest.approx(350 * (1 - 1200 / 3500))  # 230
+    assert gini(t([-1.0, 3.0])).item() == pytest.approx(8 / (2 * 2 * 2))  # Σ = 2 > 0: Eq 9 = 1.0
+
+
+def test_gini_undefined_when_the_collective_return_is_not_positive():
+    assert math.isnan(gini(t([-1.0, 1.0])).item())  # Σ = 0, returns differ
+    assert math.isnan(gini(t([-3.0, 0.0, 1.0])).item())
+    assert gini(t([-2.0, -2.0])).item() == 0.0  # all equal: no inequality
+    # R·(1−G) = R − D/(2N) extends Eq 9 continuously: [−3, 0, 1]: R = −2, D = 2·(3+4+1) = 16
+    assert equality_weighted_reward(t([-3.0, 0.0, 1.0])).item() == pytest.approx(-2 - 16 / 6)
+    assert equality_weighted_reward(t([-2.0, -2.0])).item() == -4.0
 
 
 def test_gini_batched_and_integer_input():
@@ -164,9 +172,12 @@ def test_ic_single_agent_is_nan():
 # ---------------------------------------------------------- influential moments
 
 
-def test_influential_moments():
-    # mean 1 → only the 4 is ≥ 1
-    assert influential_moments(t([0.0, 0.0, 0.0, 4.0])).tolist() == [False, False, False, True]
+def test_influential_moments_compare_each_influencer_with_its_own_mean():
+    # steps × influencers; column 0 mean 0.5, column 1 mean 2.5 (a pooled mean, 1.5, would
+    # mark the whole of column 1 and none of column 0)
+    assert influential_moments(t([[0.0, 2.0], [1.0, 3.0]])).tolist() == [[False, False], [True, True]]
     # ≥: entries equal to the mean count
     assert influential_moments(t([[1.0, 1.0], [1.0, 1.0]])).all()
-    assert influential_moments(t([[0.0, 2.0], [1.0, 3.0]])).tolist() == [[False, True], [False, True]]
+    # leading dims (T, B) are all steps: mean over 4 entries of influencer 0 is 1
+    infl = t([[[0.0], [0.0]], [[0.0], [4.0]]])
+    assert influential_moments(infl).flatten().tolist() == [False, False, False, True]

@@ -1,5 +1,6 @@
 """Trainer behaviour: learning lowers losses, gradient routing of the comm reward, MOA masking."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,44 @@ def test_compiled_influence_equals_eager(reward: str) -> None:
     a, b = eager.collect(), comp.collect()  # influence only enters rewards, so the actions agree
     assert torch.equal(a["actions"], b["actions"]) and a["influence"].abs().sum() > 0
     torch.testing.assert_close(b["influence"], a["influence"], rtol=1e-4, atol=1e-6)
+
+
+def _comm_roll(t: Trainer, syms: torch.Tensor, acts: torch.Tensor, infl: torch.Tensor) -> dict:
+    return {"symbols": syms, "actions": acts, "influence": infl, "dones": torch.zeros(acts.shape[:2], dtype=torch.bool)}
+
+
+def test_influential_ic_uses_the_influence_row_of_the_symbol():
+    """Row t of the influence holds m_{t-1}'s effect on a_t, so m_t's moment is row t + 1 (§5.1)."""
+    t = make("env=harvest", "env.num_agents=2", "reward=comm_influence")
+    T = 6
+    syms = torch.arange(T * 2).reshape(T, 1, 2) % t.cfg.model.vocab
+    acts = (torch.arange(T * 2).reshape(T, 1, 2) * 3) % t.a
+    infl = torch.zeros(T, 1, 2, 2)
+    infl[3, 0, 0, 1] = 1.0  # m^0_2 changed a^1_3: the only influential symbol of agent 0
+    t._rollout_metrics(_comm_roll(t, syms, acts, infl))
+    counts = t.acc.tables["ic_symbol_action_influential"][0, 1]  # pair k=0 → j=1
+    assert counts.sum() == 1
+    assert counts[syms[2, 0, 0], acts[3, 0, 1]] == 1
+    counts = t.acc.tables["ic_action_action_influential"][0, 1]
+    assert counts.sum() == 1 and counts[acts[2, 0, 0], acts[3, 0, 1]] == 1
+
+
+def test_ic_pools_the_interval_before_taking_the_max_over_pairs():
+    """'First average over all trajectory steps, then take the maximum between any two agents'."""
+    from si.metrics import mutual_information
+
+    t = make("env=harvest", "env.num_agents=2", "reward=comm")
+    g = torch.Generator().manual_seed(0)
+    T, B = 40, 8
+    rolls = []
+    for k, j in ((0, 1), (1, 0)):  # the first rollout: 0 → 1 coordinate; the second: 1 → 0
+        syms = torch.randint(0, 4, (T, B, 2), generator=g)
+        acts = torch.randint(0, 4, (T, B, 2), generator=g)
+        acts[1:, :, j] = syms[:-1, :, k]
+        rolls.append(_comm_roll(t, syms, acts, None))
+        t._rollout_metrics({k: v for k, v in rolls[-1].items() if v is not None})
+    row = t.log_row(1.0, 1.0, 1)
+    pooled = [mutual_information(torch.cat([r["symbols"][:-1, :, k] for r in rolls]),
+                                 torch.cat([r["actions"][1:, :, j] for r in rolls]), 4, 4) for k, j in ((0, 1), (1, 0))]
+    assert row["ic_symbol_action"] == pytest.approx(max(pooled), abs=1e-12)
+    assert row["ic_symbol_action"] < 0.6 * math.log(4)  # the per-rollout maxima are ≈ ln 4 each

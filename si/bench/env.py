@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
     tuned = not args.no_tune_malloc and tune_malloc()
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     print(f"torch {torch.__version__}, cpu threads {torch.get_num_threads()}, malloc tuned {tuned}")
-    print(f"{'env':<12}{'device':<8}{'B':>7}{'env-steps/s':>14}{'agent-steps/s':>15}{'vs baseline':>13}")
+    print(f"{'env':<12}{'device':<8}{'B':>7}{'env-steps/s':>14}{'agent-actions/s':>16}{'vs baseline':>13}")
     for name in args.envs:
         for device in devices:
             for batch in args.batch:
@@ -64,4 +64,4 @@ def main(argv: list[str]) -> None:
                 steps = max(5, min(2000, int(args.seconds * probe / batch)))
                 sps = measure(name, batch, args.agents, device, steps, args.compile)
                 ratio = f"{sps / args.baseline_sps:.1f}x" if args.baseline_sps else "-"
-                print(f"{name:<12}{device:<8}{batch:>7}{sps:>14,.0f}{sps * args.agents:>15,.0f}{ratio:>13}")
+                print(f"{name:<12}{device:<8}{batch:>7}{sps:>14,.0f}{sps * args.agents:>16,.0f}{ratio:>13}")

@@ -1,7 +1,7 @@
-"""Learner benchmark: agent-steps/s of full training iterations for each reward variant.
+"""Learner benchmark: env-steps/s of full training iterations for each reward variant.
 
 ``python -m si.bench train [--env harvest] [--num-envs 64] [--iters 5] [--device auto] [--compile]``
-prints, per variant, env-steps/s, agent-steps/s (N × env-steps/s), the step-time ratio to
+prints, per variant, env-steps/s, agent-actions/s (N × env-steps/s), the step-time ratio to
 the A3C baseline (``extrinsic``) and, for variants with an influence reward, the *influence
 overhead*: the step-time ratio to the same config with ``reward.influence=none`` (same network,
 no counterfactuals), measured right after it.  The two ratios differ most for MOA influence,
@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
     if "extrinsic" not in rewards:
         rewards.insert(0, "extrinsic")
     print(f"env={args.env} num_envs={args.num_envs} device={args.device} threads={torch.get_num_threads()} malloc tuned {tuned}")
-    print(f"{'reward':<18}{'env-steps/s':>14}{'agent-steps/s':>16}{'time vs A3C':>13}{'influence overhead':>20}")
+    print(f"{'reward':<18}{'env-steps/s':>14}{'agent-actions/s':>17}{'time vs A3C':>13}{'influence overhead':>20}")
     base = None
     for reward in rewards:
         sps, n, source = measure(reward, args.env, args.num_envs, args.iters, args.device, args.overrides)
@@ -78,4 +78,4 @@ def main(argv: list[str]) -> None:
         if source != "none":
             plain, _, _ = measure(reward, args.env, args.num_envs, args.iters, args.device, [*args.overrides, "reward.influence=none"])
             overhead = f"{plain / sps:.2f}x"
-        print(f"{reward:<18}{sps:>14,.0f}{n * sps:>16,.0f}{base / sps:>12.2f}x{overhead:>20}", flush=True)
+        print(f"{reward:<18}{sps:>14,.0f}{n * sps:>17,.0f}{base / sps:>12.2f}x{overhead:>20}", flush=True)

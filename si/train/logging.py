@@ -103,12 +103,12 @@ class WandbLogger:
 
 
 def progress_line(row: dict[str, float], total_steps: int, eta_s: float) -> str:
-    """One console line: steps, throughput, collective reward, influence, ETA."""
+    """One console line: env steps, env-steps/s, collective reward, influence, ETA."""
     pct = 100.0 * row["agent_steps"] / total_steps
     parts = [
         f"steps {int(row['agent_steps']):,}/{total_steps:,} ({pct:5.1f}%)",
-        f"agent-steps/s {row['agent_sps']:,.0f}",
-        f"collective {row['collective_reward']:.1f}",
+        f"env-steps/s {row['env_steps_per_s']:,.0f}",
+        "no episode finished yet" if math.isnan(row["collective_reward"]) else f"collective {row['collective_reward']:.1f}",
     ]
     if not math.isnan(row.get("influence_mean", math.nan)):
         parts.append(f"influence {row['influence_mean']:.3g}")

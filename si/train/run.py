@@ -132,7 +132,7 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
                 if wandb:
                     wandb.log(row)
                 if now - last_print >= lc.progress_every_s or trainer.done:
-                    eta = (b.agent_steps - trainer.agent_steps) / max(row["sps"], 1e-9)
+                    eta = (b.agent_steps - trainer.agent_steps) / max(row["env_steps_per_s"], 1e-9)
                     print_progress(f"[{cfg.run_name}] " + progress_line(row, b.agent_steps, eta))
                     last_print = now
                 if it % b.checkpoint_every_iters == 0 or trainer.done:

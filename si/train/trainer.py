@@ -69,6 +69,8 @@ class Accumulator:
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     episodes: list[Tensor] = field(default_factory=list)
+    tables: dict[str, Tensor] = field(default_factory=dict)
+    """Joint count tables summed over the interval (instantaneous coordination, §5.1)."""
 
     def add(self, key: str, value: float, count: int = 1) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + value
@@ -76,6 +78,9 @@ class Accumulator:
 
     def mean(self, key: str) -> float:
         return self.sums[key] / self.counts[key] if self.counts.get(key) else float("nan")
+
+    def add_table(self, key: str, counts: Tensor) -> None:
+        self.tables[key] = self.tables[key] + counts if key in self.tables else counts
 
 
 class Trainer:
@@ -396,24 +401,35 @@ class Trainer:
             senders = slice(0, self.k) if self.source == "action" else slice(None)
             c = infl.sum(-1)[..., senders]  # (T, B, K)
             acc.add("influence_mean", c.sum().item(), c.numel())
-            acc.add("influential_moment_frac", M.influential_moments(c).float().sum().item(), c.numel())
+            acc.add("influential_moment_frac", M.influential_moments(c.flatten(0, 1)).float().sum().item(), c.numel())
             pair = infl.sum((0, 1)).cpu()
             for k in range(self.n):
                 for j in range(self.n):
                     if k != j:
                         acc.add(f"influence_{k}_{j}", pair[k, j].item(), infl.shape[0] * infl.shape[1])
         if self.model.comm:
-            acts, syms = roll["actions"].cpu(), roll["symbols"].cpu()
-            v, a = self.cfg.model.vocab, self.a
-            # pairs (t, t+1) within one episode: symbol/action of k at t, action of j at t+1 (§5.1)
-            same_ep = (~roll["dones"][:-1].cpu())[..., None].expand(-1, -1, self.n)
-            acc.add("speaker_consistency", M.speaker_consistency(acts.flatten(0, 1), syms.flatten(0, 1), a, v))
-            acc.add("ic_symbol_action", M.instantaneous_coordination(syms[:-1], acts[1:], v, a, same_ep))
-            acc.add("ic_action_action", M.instantaneous_coordination(acts[:-1], acts[1:], a, a, same_ep))
-            if "influence" in roll:
-                moments = M.influential_moments(roll["influence"].sum(-1)).cpu()[:-1] & same_ep
-                acc.add("ic_symbol_action_influential", M.instantaneous_coordination(syms[:-1], acts[1:], v, a, moments))
-                acc.add("ic_action_action_influential", M.instantaneous_coordination(acts[:-1], acts[1:], a, a, moments))
+            self._coordination_counts(roll)
+
+    def _coordination_counts(self, roll: dict) -> None:
+        """Speaker consistency (Eq 8) per rollout; IC count tables summed over the interval (§5.1).
+
+        IC pairs (x^k_t, a^j_{t+1}) within one episode. On influential moments the mask is the
+        row of the influence that x^k_t exerted: with symbol influence, row t holds the effect of
+        the previous step's symbols on a_t, so m^k_t's row is t+1; with action or MOA influence,
+        a^k_t's effect is in row t.
+        """
+        acc = self.acc
+        acts, syms = roll["actions"].cpu(), roll["symbols"].cpu()
+        v, a = self.cfg.model.vocab, self.a
+        same_ep = (~roll["dones"][:-1].cpu())[..., None].expand(-1, -1, self.n)
+        acc.add("speaker_consistency", M.speaker_consistency(acts.flatten(0, 1), syms.flatten(0, 1), a, v))
+        acc.add_table("ic_symbol_action", M.coordination_counts(syms[:-1], acts[1:], v, a, same_ep))
+        acc.add_table("ic_action_action", M.coordination_counts(acts[:-1], acts[1:], a, a, same_ep))
+        if "influence" in roll:
+            moments = M.influential_moments(roll["influence"].sum(-1)).cpu()
+            moments = (moments[1:] if self.source == "symbol" else moments[:-1]) & same_ep
+            acc.add_table("ic_symbol_action_influential", M.coordination_counts(syms[:-1], acts[1:], v, a, moments))
+            acc.add_table("ic_action_action_influential", M.coordination_counts(acts[:-1], acts[1:], a, a, moments))
 
     def log_row(self, elapsed_s: float, interval_s: float, interval_steps: int) -> dict[str, float]:
         """Metrics row for the finished interval (columns of docs/design.md); empties the accumulator."""
@@ -426,20 +442,25 @@ class Trainer:
             row["collective_reward"] = ret.sum(-1).mean().item()
             for i in range(self.n):
                 row[f"reward_agent_{i}"] = ret[:, i].mean().item()
-            row["gini"] = M.gini(ret).mean().item()
+            row["gini"] = M.gini(ret).nanmean().item()  # episodes with Σ returns ≤ 0 have no G
             row["equality_weighted_reward"] = M.equality_weighted_reward(ret).mean().item()
             for s_i, s in enumerate(EPISODE_STATS, start=1):
                 total = ep[:, s_i].sum(-1)
                 row[s] = (total > 0).float().mean().item() if s in EPISODE_FRACTIONS else total.mean().item()
+            apples = ep[:, 1 + EPISODE_STATS.index("apples")]
+            row.update({f"apples_agent_{i}": apples[:, i].mean().item() for i in range(self.n)})
         else:
             row.update(collective_reward=nan, gini=nan, equality_weighted_reward=nan, **{f"reward_agent_{i}": nan for i in range(self.n)})
             row.update({s: nan for s in EPISODE_STATS})
+            row.update({f"apples_agent_{i}": nan for i in range(self.n)})
         for key in sorted(acc.sums):
             row[key] = acc.mean(key)
+        for key in sorted(acc.tables):
+            row[key] = M.coordination_from_counts(acc.tables[key])
         row["beta"] = self.beta()
         row["lr"] = self.lr()
-        row["sps"] = interval_steps / max(interval_s, 1e-9)
-        row["agent_sps"] = row["sps"] * self.n
+        row["env_steps_per_s"] = interval_steps / max(interval_s, 1e-9)
+        row["agent_actions_per_s"] = row["env_steps_per_s"] * self.n
         row["wall_time_s"] = elapsed_s
         self.acc = Accumulator()
         return row
