@@ -23,7 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--return-threshold", type=float, default=d.return_threshold,
                    help="for runs without apples_agent_<i> columns: final return at or below which a Harvest agent "
                         "counts as failed (%(default)s)")
-    p.add_argument("--complete-only", action="store_true", help="drop partial runs (default: use them, reported)")
+    p.add_argument("--include-partial", action="store_true",
+                   help="also use unfinished runs, at the steps they reached (default: left out and listed)")
     p.add_argument("--final-points", type=int, default=d.final_points,
                    help="final value = mean of this many last logged points of a run (%(default)s; the paper's "
                         "'last 50 agent steps')")
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(final_points=args.final_points, window_points=args.window_points, confidence=args.confidence,
                    table_confidence=args.table_confidence, alpha=args.alpha, top_k=args.top_k,
                    exclude_harvest_failures=not args.keep_harvest_failures, apples_threshold=args.apples_threshold,
-                   return_threshold=args.return_threshold, complete_only=args.complete_only,
+                   return_threshold=args.return_threshold, include_partial=args.include_partial,
                    bootstrap_reps=args.bootstrap_reps, seed=args.seed)
     try:
         report = analyse(args.sweeps, args.out, opts, args.wandb)

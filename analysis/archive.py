@@ -1,9 +1,9 @@
 """`python -m analysis.archive <sweep_or_job>... --to <dir>`: slim, gzipped copies of job folders.
 
-Keeps what `python -m analysis` reads (`.hydra/config.yaml`, `.hydra/overrides.yaml`,
+Keeps what `python -m analysis` reads (`job_config.yaml`, `config_changes.jsonl`, `.hydra/config.yaml`, `.hydra/overrides.yaml`,
 `summary.json`, `metrics.csv`, `eval/*.csv`) and drops checkpoints, logs and W&B files, so that
 finished runs can be committed (`archive/` in this repository) and analysed together with runs
-of later sessions or machines. CSV files are gzipped (`metrics.csv.gz`, `eval/*.csv.gz`; the
+made later or on other machines. CSV files are gzipped (`metrics.csv.gz`, `eval/*.csv.gz`; the
 analysis reads both forms) with a zero timestamp, so archiving the same run twice gives the same
 bytes. A job keeps its path relative to the folder above the given one:
 `multirun/box/0_job` given as `multirun/box` lands in `<dir>/box/0_job`.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from analysis.runs import job_dirs
 
-KEPT = (".hydra/config.yaml", ".hydra/overrides.yaml", "summary.json")
+KEPT = ("job_config.yaml", "config_changes.jsonl", ".hydra/config.yaml", ".hydra/overrides.yaml", "summary.json")
 
 
 def _gzip(src: Path, dst: Path) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, paper, tables
-from analysis.runs import Run, Setting, dedupe_seeds, discover, group_settings, load_wandb
+from analysis.runs import Run, Setting, dedupe_seeds, discover, empty_job_dirs, group_settings, load_wandb
 from analysis.stats import (Exclusion, harvest_exclusion, influence_reward_pairs, logging_interval, rank_settings,
                             best_settings, spearman)
 
@@ -38,7 +38,7 @@ class Options:
     exclude_harvest_failures: bool = True
     apples_threshold: float = 5.0
     return_threshold: float = 1.0
-    complete_only: bool = False
+    include_partial: bool = False
     bootstrap_reps: int = 2000
     seed: int = 0
 
@@ -213,7 +213,7 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
                           + (f" and no runs in W&B project {wandb_project}" if wandb_project else ""))
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    usable = [r for r in runs if r.status == "complete" or (r.status == "partial" and not opts.complete_only)]
+    usable = [r for r in runs if r.status == "complete" or (r.status == "partial" and opts.include_partial)]
     usable, duplicates = dedupe_seeds(usable)
     checks = [harvest_exclusion(r, opts.apples_threshold, opts.return_threshold, opts.final_points)
               for r in usable if r.env == "harvest"]
@@ -243,7 +243,13 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
     for note in dict.fromkeys(notes):
         print(f"note: {note}", file=sys.stderr)
     report = out / "report.md"
-    report.write_text(_report_text(sweeps, runs, duplicates, checks, settings, best, opts, shown,
+    empty = empty_job_dirs(sweeps)
+    for d in empty:
+        notes.append(f"{d}: skipped, no .hydra/config.yaml (the job never started)")
+    for r in runs:
+        if r.status != "complete" and not (r.status == "partial" and opts.include_partial):
+            notes.append(f"{r.path}: skipped, {r.status} at {r.agent_steps:g} env steps ({'; '.join(r.problems)})")
+    report.write_text(_report_text(sweeps, runs, empty, duplicates, checks, settings, best, opts, shown,
                                    Outputs(table_paths, fig_paths, notes), out))
     return report
 
@@ -267,7 +273,7 @@ def _rel(path: Path | str, out: Path) -> str:
     return os.path.relpath(path, out)
 
 
-def _report_text(sweeps: list[str | Path], runs: list[Run], duplicates: list[tuple[Run, Run]],
+def _report_text(sweeps: list[str | Path], runs: list[Run], empty: list[Path], duplicates: list[tuple[Run, Run]],
                  checks: list[Exclusion], settings: list[Setting], best: dict[tuple[str, str], Setting],
                  opts: Options, shown: dict[str, tables.Table], outputs: Outputs, out: Path) -> str:
     by_status = {s: [r for r in runs if r.status == s] for s in ("complete", "partial", "failed")}
@@ -276,11 +282,15 @@ def _report_text(sweeps: list[str | Path], runs: list[Run], duplicates: list[tup
              + ", ".join(f"`{s}`" for s in sweeps) + ".", "",
              "Options: " + ", ".join(f"`{k}={v}`" for k, v in asdict(opts).items()), "",
              "## Runs", "",
-             f"{len(runs)} runs found: {len(by_status['complete'])} complete, {len(by_status['partial'])} partial "
-             f"({'dropped' if opts.complete_only else 'used'}), {len(by_status['failed'])} failed (not used).", ""]
+             f"{len(runs)} runs found: {len(by_status['complete'])} complete, {len(by_status['partial'])} unfinished "
+             f"({'used, at the steps they reached' if opts.include_partial else 'left out; --include-partial uses them'}), "
+             f"{len(by_status['failed'])} failed or diverged (not used).", ""]
+    if empty:
+        lines += ["### Folders without a job config (skipped)", ""]
+        lines += [f"- `{d}`: no .hydra/config.yaml (the job never started)" for d in empty] + [""]
     for status in ("failed", "partial"):
         if by_status[status]:
-            lines += [f"### {status.capitalize()} runs", "", "| Run | Game | Model | Seed | Agent steps | Problems |",
+            lines += [f"### {'Failed' if status == 'failed' else 'Unfinished'} runs", "", "| Run | Game | Model | Seed | Agent steps | Problems |",
                       "|---|---|---|---|---|---|"]
             lines += [f"| `{r.path}` | {r.env} | {r.reward} | {r.seed} | {r.agent_steps:g} | "
                       f"{'; '.join(r.problems).replace('|', '/')} |" for r in by_status[status]]

@@ -9,7 +9,10 @@ A *setting* is `env.name` × `reward.name` × the values of the config sections 
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -146,6 +149,52 @@ def read_metrics(path: Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+#: A logged value beyond this magnitude is not a plausible metric (a corrupt cell, a diverged run).
+IMPLAUSIBLE = 1e12
+
+
+def metrics_problems(path: Path) -> list[str]:
+    """Why a `metrics.csv` (or `.csv.gz`) cannot be trusted; empty when it is valid.
+
+    Valid: one header with `agent_steps`; every row as many cells as the header (a torn last
+    line, a crash mid-write, is tolerated); every cell a number or empty, of magnitude below
+    `IMPLAUSIBLE`; `agent_steps` strictly increasing; no gap wider than 1.5 logging intervals
+    (the median spacing)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as f:
+        text = f.read()
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or "agent_steps" not in rows[0]:
+        return ["no header with an agent_steps column"]
+    header, body = rows[0], rows[1:]
+    if body and len(body[-1]) < len(header) and not text.endswith("\n"):
+        body = body[:-1]  # torn last line
+    problems: list[str] = []
+    steps: list[float] = []
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            problems.append(f"line {line}: {len(row)} cells, the header has {len(header)}")
+            continue
+        for name, cell in zip(header, row):
+            try:
+                value = float(cell) if cell else math.nan
+            except ValueError:
+                problems.append(f"line {line}, {name}: {cell!r} is not a number")
+                continue
+            if abs(value) > IMPLAUSIBLE and math.isfinite(value):
+                problems.append(f"line {line}, {name}: {cell} is not a plausible value")
+            if name == "agent_steps":
+                steps.append(value)
+    if header.count("agent_steps") == 1 and len(steps) > 1:
+        diffs = np.diff(steps)
+        if (diffs <= 0).any():
+            problems.append(f"agent_steps not strictly increasing (after {steps[int(np.argmax(diffs <= 0))]:g})")
+        elif (diffs > 1.5 * np.median(diffs)).any():
+            i = int(np.argmax(diffs > 1.5 * np.median(diffs)))
+            problems.append(f"rows missing between agent_steps {steps[i]:g} and {steps[i + 1]:g}")
+    return problems
+
+
 def load_run(job_dir: Path) -> Run:
     """Read one job folder and classify it as complete, partial or failed.
 
@@ -155,17 +204,27 @@ def load_run(job_dir: Path) -> Run:
     * complete: `summary.json` says `complete` and metrics exist.
     """
     problems: list[str] = []
+    # the config the job was started with (written once by the trainer); a rerun refused by the
+    # job's lock or config check may already have overwritten .hydra/config.yaml
+    config_path = job_dir / "job_config.yaml"
+    if not config_path.exists():
+        config_path = job_dir / ".hydra" / "config.yaml"
     try:
-        config = yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text()) or {}
+        config = yaml.safe_load(config_path.read_text()) or {}
     except yaml.YAMLError as e:
         config = {}
-        problems.append(f"unreadable .hydra/config.yaml: {e}")
+        problems.append(f"unreadable {config_path.relative_to(job_dir)}: {e}")
 
     metrics = pd.DataFrame()
     for name in ("metrics.csv", "metrics.csv.gz", "metrics.parquet"):
         if (job_dir / name).exists():
             try:
-                metrics = read_metrics(job_dir / name)
+                invalid = [] if name.endswith(".parquet") else metrics_problems(job_dir / name)
+                if invalid:
+                    problems.append(f"invalid {name}: " + "; ".join(invalid[:3])
+                                    + (f" (+{len(invalid) - 3} more)" if len(invalid) > 3 else ""))
+                else:
+                    metrics = read_metrics(job_dir / name)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as e:
                 problems.append(f"unreadable {name}: {e}")
             break
@@ -185,12 +244,12 @@ def load_run(job_dir: Path) -> Run:
         if get(config, key) is None:
             problems.append(f"config lacks {key}")
     declared = summary.get("status")
-    if declared == "failed":
+    if declared in ("failed", "diverged"):
         status = "failed"
-        problems.append(f"summary status failed: {summary.get('error') or 'no error text'}")
+        problems.append(f"summary status {declared}: {summary.get('error') or 'no error text'}")
     elif metrics.empty or get(config, "env.name") is None or get(config, "reward.name") is None:
         status = "failed"
-        if metrics.empty and "no metrics.csv" not in problems:
+        if metrics.empty and not any(p.startswith(("no metrics.csv", "invalid", "unreadable")) for p in problems):
             problems.append("no metrics rows")
     elif declared == "complete":
         status = "complete"
@@ -208,6 +267,16 @@ def job_dirs(root: str | Path) -> list[Path]:
     if (root / ".hydra" / "config.yaml").exists():
         dirs.add(root.resolve())
     return sorted(dirs)
+
+
+def empty_job_dirs(roots: list[str | Path]) -> list[Path]:
+    """Job folders of a sweep (the non-hidden subfolders of a folder holding `multirun.yaml`) that
+    have no `.hydra/config.yaml`: jobs that were created but never started."""
+    out = []
+    for root in map(Path, roots):
+        for sweep in {p.parent for p in root.rglob("multirun.yaml")} | ({root} if (root / "multirun.yaml").exists() else set()):
+            out += [d for d in sweep.iterdir() if d.is_dir() and not d.name.startswith(".") and not job_dirs(d)]
+    return sorted(out)
 
 
 def discover(roots: list[str | Path]) -> list[Run]:

@@ -28,18 +28,35 @@ def sweep_jobs(task_overrides: list[str]) -> list[list[str]]:
     return batch
 
 
-def validate_overrides(overrides: list[str]) -> None:
-    validate(compose("config", overrides=overrides))
+def check_device(cfg: DictConfig) -> None:
+    """``device=cuda`` needs CUDA on the machine that runs the job (checked where jobs run locally)."""
+    import torch
+
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' is invalid here: torch.cuda.is_available() is False on this machine; "
+                          "use device=auto or device=cpu, or launcher=slurm with a GPU partition")
+
+
+def validate_overrides(overrides: list[str], local: bool) -> None:
+    cfg = compose("config", overrides=overrides)
+    validate(cfg)
+    if local:
+        check_device(cfg)
 
 
 class ValidateSweep(Callback):
-    """Run :func:`si.config.validate` on every job of a multirun in ``on_multirun_start``."""
+    """Run :func:`si.config.validate` on every job of a multirun in ``on_multirun_start``
+    (and the CUDA check unless the jobs go to SLURM, whose nodes have their own GPUs)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         jobs = sweep_jobs(list(config.hydra.overrides.task))
+        local = "slurm" not in str(config.hydra.launcher.get("_target_", "")).lower()
         for overrides in jobs:
             try:
-                validate_overrides(overrides)
+                validate_overrides(overrides, local)
             except ConfigError as exc:
                 print(f"Config error (job {' '.join(overrides)}): {exc}", file=sys.stderr)
                 raise SystemExit(2) from None
+        print(f"{len(jobs)} jobs validated. Their progress lines go to "
+              f"{config.hydra.sweep.dir}/.submitit/*/*_log.err (tail -f them); each job folder gets "
+              f"metrics.csv and summary.json.", file=sys.stderr)

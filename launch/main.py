@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from launch.checks import check_device  # noqa: E402
 from si.config import ConfigError, register_configs, validate  # noqa: E402
 
 register_configs()
@@ -52,25 +53,30 @@ def pin_local_gpu(job_num: int) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    hc = HydraConfig.get()
+    multirun = hc.mode.name == "MULTIRUN"
     try:
         validate(cfg)
+        if not multirun:  # sweeps are checked before launch (launch.checks.ValidateSweep)
+            check_device(cfg)
     except ConfigError as exc:
         raise SystemExit(f"Config error: {exc}") from None
-    hc = HydraConfig.get()
     job_dir = Path(hc.runtime.output_dir)
-    multirun = hc.mode.name == "MULTIRUN"
     if multirun:
         pin_local_gpu(hc.job.num)
         if cfg.threads == 0 and hc.launcher.get("cpus_per_task"):
             cfg.threads = int(hc.launcher.cpus_per_task)
-    # analysis reads the resolved config (STYLE.md §1.4)
-    OmegaConf.save(cfg, job_dir / ".hydra" / "config.yaml", resolve=True)
-    if not multirun:
+    else:
         print(OmegaConf.to_yaml(cfg, resolve=True), file=sys.stderr)
 
+    from si.train.jobdir import JobFolderError
     from si.train.run import run
+    from si.train.trainer import DivergenceError
 
-    run(cfg, job_dir, group=setting_group(cfg))
+    try:  # run() writes the resolved config the job keeps (job_config.yaml, .hydra/config.yaml)
+        run(cfg, job_dir, group=setting_group(cfg))
+    except (JobFolderError, DivergenceError) as exc:
+        raise SystemExit(f"{type(exc).__name__}: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from si.envs.maps import max_agents
+
 ENV_NAMES = ("harvest", "cleanup", "box_trapped")
 REWARD_NAMES = (
     "extrinsic",
@@ -109,6 +111,7 @@ class BudgetConfig:
     num_envs: int = MISSING
     log_every: int = MISSING
     checkpoint_every: int = MISSING
+    checkpoint_every_s: float = 600.0
     scale_schedules: bool = True
 
 
@@ -134,6 +137,7 @@ class Config:
     device: str = "auto"
     threads: int = 0
     tune_malloc: bool = True
+    allow_config_change: bool = False
     paper_table: str = "none"
     run_name: str = MISSING
 
@@ -166,6 +170,11 @@ def validate(cfg: DictConfig | Config) -> None:
     _choice("logger.mode", c.logger.mode, WANDB_MODES)
     n = c.env.num_agents
     _check(n >= 1, "env.num_agents", n, ">= 1")
+    try:
+        most = max_agents(c.env.name, c.env.map)
+    except ValueError as exc:
+        raise ConfigError(f"env.map={c.env.map!r} is invalid: {exc}") from None
+    _check(n <= most, "env.num_agents", n, f"<= {most}, the spawn points of map {c.env.map!r}")
     _check(c.env.horizon >= 1, "env.horizon", c.env.horizon, ">= 1")
     for key in ("lr_init", "lr_end"):
         _check(c.optim[key] > 0, f"optim.{key}", c.optim[key], "> 0")
@@ -185,6 +194,7 @@ def validate(cfg: DictConfig | Config) -> None:
     _check(c.reward.curriculum >= 0, "reward.curriculum", c.reward.curriculum, ">= 0")
     for key in ("agent_steps", "num_envs", "log_every", "checkpoint_every"):
         _check(c.budget[key] >= 1, f"budget.{key}", c.budget[key], ">= 1")
+    _check(c.budget.checkpoint_every_s > 0, "budget.checkpoint_every_s", c.budget.checkpoint_every_s, "> 0 seconds")
     src = c.reward.influence
     if src == "action":
         k = c.reward.num_influencers

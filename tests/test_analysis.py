@@ -455,9 +455,58 @@ def test_rliable_interval_estimates() -> None:
 
 
 def test_archived_box_trapped_runs_reproduce_documented_table(tmp_path: Path) -> None:
-    """`archive/box_trapped` (runs of sessions 8–10) still gives the numbers docs/results.md quotes."""
-    assert main([str(REPO / "archive" / "box_trapped"), "--complete-only", "--out", str(tmp_path),
+    """`archive/box_trapped` (the β = 20, lr 5e-4 warm-up protocol) still gives the numbers docs/results.md quotes."""
+    assert main([str(REPO / "archive" / "box_trapped"), "--out", str(tmp_path),
                  "--bootstrap-reps", "50"]) == 0
     box = (tmp_path / "tables" / "box_trapped.md").read_text()
     assert "| 2% of 500 | 0: 1%, 1: 1%, 2: 1%, 3: 2%, 4: 4% |" in box
     assert "| 77% of 500 | 0: 95%, 1: 96%, 2: 18%, 3: 90%, 4: 85% | 0.266 / 0.000226 |" in box
+
+
+def test_unfinished_runs_are_left_out_by_default_and_every_skipped_folder_listed(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for seed, level in enumerate((100.0, 110.0)):
+        make_fake_job(sweep / f"{seed}_job", "cleanup", "extrinsic", seed, make_metrics(agent_rewards=[level] * 5))
+    make_fake_job(sweep / "2_job", "cleanup", "extrinsic", 2, make_metrics(steps=8, agent_rewards=[-500] * 5),
+                  summary={"status": "preempted"})
+    (sweep / "3_job").mkdir()  # created by the launcher, never started
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    report = analyse([sweep], tmp_path / "out", Options(bootstrap_reps=50)).read_text()
+    assert pd.read_csv(tmp_path / "out" / "tables" / "finals.csv").seed.tolist() == [0, 1]
+    assert "1 unfinished (left out" in report and "| 80 |" in report  # listed with the steps reached
+    assert "3_job`: no .hydra/config.yaml" in report
+    analyse([sweep], tmp_path / "all", Options(bootstrap_reps=50, include_partial=True))
+    assert pd.read_csv(tmp_path / "all" / "tables" / "finals.csv").seed.tolist() == [0, 1, 2]
+
+
+def test_the_config_a_job_was_started_with_wins_over_a_rewritten_hydra_config(tmp_path: Path) -> None:
+    job = make_fake_job(tmp_path / "j", "cleanup", "influence", 0, make_metrics(), {"reward.beta": 0.1})
+    started = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+    (job / "job_config.yaml").write_text(yaml.safe_dump(started))
+    started["reward"]["beta"] = 9.0  # a refused rerun rewrote Hydra's copy
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(started))
+    (run,) = discover([job])
+    assert run.config["reward"]["beta"] == 0.1
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("junk", "'oops' is not a number"), ("huge", "1e+30 is not a plausible value"),
+    ("shifted", "cells, the header has"), ("gap", "rows missing between agent_steps 20 and 40")])
+def test_invalid_metrics_are_listed_and_left_out(tmp_path: Path, damage: str, reason: str) -> None:
+    make_fake_job(tmp_path / "ok", "cleanup", "extrinsic", 0, make_metrics())
+    bad = make_fake_job(tmp_path / "bad", "cleanup", "extrinsic", 1, make_metrics())
+    lines = (bad / "metrics.csv").read_text().splitlines()
+    cells = lines[2].split(",")
+    if damage == "junk":
+        cells[-1] = "oops"
+    elif damage == "huge":
+        cells[-1] = "1e+30"
+    elif damage == "shifted":
+        cells.insert(1, "7")
+    lines[2] = ",".join(cells)
+    if damage == "gap":
+        del lines[3]
+    (bad / "metrics.csv").write_text("\n".join(lines) + "\n")
+    report = analyse([tmp_path], tmp_path / "out", Options(bootstrap_reps=50)).read_text()
+    assert pd.read_csv(tmp_path / "out" / "tables" / "finals.csv").seed.tolist() == [0]
+    assert "invalid metrics.csv" in report and reason in report

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -107,6 +108,19 @@ def test_bad_sweep_value_fails_before_any_job_is_launched(tmp_path):
     assert not any(sweep.glob("*/metrics.csv")), "no job may start when one job's config is invalid"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+@pytest.mark.parametrize("bad, message", [("device=cuda", "device='cuda' is invalid here"),
+                                          ("env.num_agents=21", "env.num_agents=21 is invalid")])
+def test_sweep_checks_device_and_spawn_points_before_any_job_folder_exists(tmp_path, bad, message):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "launch/main.py", "-m", "env=harvest", "seed=range(2)", bad, "logger=none",
+         f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not any(sweep.glob("*_harvest-*")), "no job folder may be created"
+
+
 def test_local_jobs_are_spread_over_the_gpus_round_robin(monkeypatch):
     import torch
 
@@ -121,3 +135,10 @@ def test_local_jobs_are_spread_over_the_gpus_round_robin(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")  # a scheduler's choice is kept
     pin_local_gpu(1)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+def test_help_is_the_projects_own():
+    proc = subprocess.run([sys.executable, "launch/main.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0
+    assert "'seed=range(5)'" in proc.stdout and "Groups you set" in proc.stdout and "python -m analysis" in proc.stdout

@@ -97,6 +97,13 @@ def get_map(env_name: str, map_name: str | None) -> tuple[str, ...]:
     return maps[map_name]
 
 
+def max_agents(env_name: str, map_name: str | None) -> int:
+    """How many agents the map can hold: its spawn points ``P`` (+1 in Box trapped, whose trapped
+    agent starts inside the box)."""
+    spawns = sum(row.count("P") for row in get_map(env_name, map_name))
+    return spawns + 1 if env_name == "box_trapped" else spawns
+
+
 def check_rows(rows: tuple[str, ...] | list[str]) -> None:
     """Raise ValueError unless ``rows`` is a non-empty rectangle of strings."""
     if not rows or any(len(r) != len(rows[0]) for r in rows) or len(rows[0]) == 0:

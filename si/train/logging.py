@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from si.train.jobdir import JobFolderError
+
 
 class MetricsTable:
     """Append-only CSV with one row per logging interval (docs/design.md).
@@ -45,12 +47,44 @@ class MetricsTable:
             rows = list(csv.DictReader(f))
         return {k: float(v) if v else math.nan for k, v in rows[-1].items()} if rows else {}
 
+    def _bad(self, what: str) -> JobFolderError:
+        return JobFolderError(f"{self.path}: {what}; repair the file, or delete the job folder to start the job again")
+
+    def _rows(self) -> list[dict[str, str]]:
+        """The data rows, checked: the header has ``agent_steps``, every cell is a number or empty."""
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        if "agent_steps" not in (self.columns or []):
+            raise self._bad("no header with an agent_steps column")
+        for line, row in enumerate(rows, start=2):
+            if None in row or any(v is None for v in row.values()):
+                raise self._bad(f"line {line} has {'more' if None in row else 'fewer'} cells than the header")
+            for key, value in row.items():
+                try:
+                    if value != "":
+                        float(value)
+                except ValueError:
+                    raise self._bad(f"line {line}, column {key}: {value!r} is not a number") from None
+            if row["agent_steps"] == "":
+                raise self._bad(f"line {line} has no agent_steps")
+        return rows
+
+    def check(self, interval: int) -> None:
+        """``agent_steps`` strictly increasing with no gap wider than one logging ``interval``."""
+        previous = 0
+        for line, row in enumerate(self._rows(), start=2):
+            steps = int(float(row["agent_steps"]))
+            if steps <= previous:
+                raise self._bad(f"line {line}: agent_steps {steps} does not increase (previous {previous})")
+            if steps - previous > interval:
+                raise self._bad(f"rows missing between agent_steps {previous} and {steps} (logging interval {interval})")
+            previous = steps
+
     def truncate_after(self, agent_steps: int) -> int:
         """Keep rows with ``agent_steps`` ≤ the checkpoint's; return the number of rows kept."""
         if self.columns is None:
             return 0
-        with self.path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(float(r["agent_steps"])) <= agent_steps]
+        rows = [r for r in self._rows() if int(float(r["agent_steps"])) <= agent_steps]
         with self.path.open("w", newline="") as f:
             w = csv.DictWriter(f, self.columns)
             w.writeheader()

@@ -1,10 +1,14 @@
 """Run one training job in a job directory, resuming from its own checkpoint.
 
 ``run(cfg, job_dir)`` is what ``launch/main.py`` calls (and what tests call directly).  The job
-directory gets ``metrics.csv`` (append-only), ``checkpoints/last.pt`` and ``summary.json``; a
-rerun or a SLURM requeue of the same job resumes from the checkpoint and continues the table.
+directory gets ``job_config.yaml`` (the config it was started with), ``metrics.csv``
+(append-only), ``checkpoints/last.pt`` (+ checksum, previous one kept) and ``summary.json``; a
+rerun or a SLURM requeue of the same job resumes from the checkpoint and continues the table
+(si.train.jobdir says what a rerun with another config does). Checkpoints are written every
+``budget.checkpoint_every`` agent steps and every ``budget.checkpoint_every_s`` seconds.
 SIGTERM/SIGUSR2 (SLURM preemption, submitit timeout) save a checkpoint at the next iteration
-boundary and then hand the signal on (submitit requeues the job).
+boundary and then hand the signal on (submitit requeues the job). Non-finite losses, gradients
+or weights stop the run with status ``diverged``, the last good checkpoint kept.
 """
 
 from __future__ import annotations
@@ -20,10 +24,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from si.malloc import tune_malloc
+from si.train.jobdir import JobLock, has_checkpoint, load_checkpoint, save_checkpoint, settle_config
 from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line
-from si.train.trainer import Trainer
-
-CHECKPOINT = Path("checkpoints") / "last.pt"
+from si.train.trainer import Budget, DivergenceError, Trainer
 
 
 def code_version() -> dict[str, Any]:
@@ -43,15 +46,6 @@ def write_summary(job_dir: Path, **fields: Any) -> None:
     old.update(fields)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(old, indent=2, default=str))
-    tmp.replace(path)
-
-
-def save_checkpoint(trainer: Trainer, job_dir: Path, wall_time_s: float) -> None:
-    """Atomic write: a kill during saving leaves the previous checkpoint intact."""
-    path = job_dir / CHECKPOINT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"trainer": trainer.state_dict(), "wall_time_s": wall_time_s}, tmp)
     tmp.replace(path)
 
 
@@ -87,13 +81,33 @@ class _StopRequest:
 
 
 def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[str, Any]:
-    """Train (or resume) the job described by ``cfg`` in ``job_dir``; return the summary dict."""
+    """Train (or resume) the job described by ``cfg`` in ``job_dir``; return the summary dict.
+
+    Holds the job folder's lock for the whole run (a second process stops with JobFolderError)."""
     job_dir = Path(job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
+    with JobLock(job_dir):
+        return _run_locked(cfg, job_dir, group)
+
+
+def _start_state(cfg: DictConfig, job_dir: Path) -> DictConfig:
+    """Restart a job killed before its first checkpoint from scratch; settle its config."""
+    fresh = not has_checkpoint(job_dir)
+    if fresh and (job_dir / "metrics.csv").exists():
+        print_progress(f"{job_dir}: metrics.csv but no checkpoint (killed before its first checkpoint): "
+                       f"restarting from scratch")
+        (job_dir / "metrics.csv").unlink()
+        (job_dir / "summary.json").unlink(missing_ok=True)
+    return settle_config(cfg, job_dir, fresh)
+
+
+def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, Any]:
+    cfg = _start_state(cfg, job_dir)
     summary_path = job_dir / "summary.json"
-    if summary_path.exists() and json.loads(summary_path.read_text()).get("status") == "complete":
-        print_progress(f"{job_dir}: already complete, nothing to do")
-        return json.loads(summary_path.read_text())
+    if summary_path.exists():
+        done = json.loads(summary_path.read_text())
+        if done.get("status") == "complete" and done.get("agent_steps", 0) >= Budget.from_config(cfg).agent_steps:
+            print_progress(f"{job_dir}: already complete, nothing to do")
+            return done
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.tune_malloc:
@@ -101,16 +115,15 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
     trainer = Trainer(cfg)
     table = MetricsTable(job_dir / "metrics.csv")
     wall0 = 0.0
-    ckpt = job_dir / CHECKPOINT
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=trainer.device, weights_only=False)
+    if has_checkpoint(job_dir):
+        state = load_checkpoint(job_dir, trainer.device, warn=print_progress)
         trainer.load_state_dict(state["trainer"])
         wall0 = state["wall_time_s"]
         kept = table.truncate_after(trainer.agent_steps)
+        table.check(trainer.budget.steps_per_iter * trainer.budget.log_every_iters)
         print_progress(f"{job_dir}: resumed at {trainer.agent_steps:,} agent steps ({kept} metrics rows kept)")
-    elif table.columns is not None:
-        raise FileExistsError(f"{job_dir} has metrics.csv but no checkpoint; refusing to overwrite a finished or foreign run")
-    write_summary(job_dir, status="running", env_version=trainer.env.env_version, run_name=cfg.run_name, **code_version())
+    write_summary(job_dir, status="running", env_version=trainer.env.env_version, run_name=cfg.run_name,
+                  device=str(trainer.device), **code_version())
     lc = cfg.logger
     wandb = None
     if lc.backend == "wandb":
@@ -120,6 +133,13 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
     b = trainer.budget
     t_start = time.perf_counter()
     t_last, steps_last, last_print, row = t_start, trainer.agent_steps, 0.0, None
+    last_ckpt = t_start
+
+    def checkpoint(now: float) -> None:
+        nonlocal last_ckpt
+        save_checkpoint({"trainer": trainer.state_dict(), "wall_time_s": wall0 + now - t_start}, job_dir)
+        last_ckpt = now
+
     try:
         while not trainer.done:
             trainer.train_iteration()
@@ -136,10 +156,19 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
                     print_progress(f"[{cfg.run_name}] " + progress_line(row, b.agent_steps, eta))
                     last_print = now
                 if it % b.checkpoint_every_iters == 0 or trainer.done:
-                    save_checkpoint(trainer, job_dir, wall0 + now - t_start)
-            if stop.signum is not None and not trainer.done:
-                save_checkpoint(trainer, job_dir, wall0 + now - t_start)
-                break
+                    checkpoint(now)
+            if (stop.signum is not None or now - last_ckpt >= cfg.budget.checkpoint_every_s) and not trainer.done:
+                checkpoint(now)
+                if stop.signum is not None:
+                    break
+    except DivergenceError as exc:
+        write_summary(job_dir, status="diverged", agent_steps=trainer.agent_steps, error=str(exc))
+        print_progress(f"{job_dir}: diverged at {trainer.agent_steps:,} agent steps ({exc}); the last good "
+                       f"checkpoint is kept in {job_dir / 'checkpoints'}")
+        if wandb:
+            wandb.finish(exit_code=1)
+        stop.restore()
+        raise
     except BaseException as exc:
         write_summary(job_dir, status="failed", agent_steps=trainer.agent_steps, error=f"{type(exc).__name__}: {exc}")
         if wandb:
@@ -160,4 +189,3 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
     if wandb:
         wandb.finish()
     return json.loads(summary_path.read_text())
-

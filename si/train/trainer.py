@@ -32,6 +32,10 @@ EPISODE_FRACTIONS = ("box_opened", "released")
 """Episode stats logged as the fraction of episodes in which they happened (the rest: mean sum)."""
 
 
+class DivergenceError(FloatingPointError):
+    """A loss, gradient or weight became non-finite; the update was not applied."""
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU."""
     if name == "auto":
@@ -380,13 +384,22 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norms = clip_grad_per_agent(list(self.model.parameters()), self.n, oc.max_grad_norm)
+            if not bool(torch.isfinite(loss) & torch.isfinite(norms).all()):
+                raise DivergenceError(f"non-finite loss {loss.item():.3g} or gradient norms {norms.tolist()}")
             self.optimizer.step()
+            if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+                raise DivergenceError("non-finite weights after the update")
         stats.update({f"grad_norm_agent_{i}": v for i, v in enumerate(norms.tolist())})
         return stats
 
     def train_iteration(self) -> None:
         """Collect one rollout, learn from it, and accumulate its metrics."""
-        roll = self.collect()
+        try:
+            roll = self.collect()
+        except RuntimeError as exc:  # sampling from a policy whose outputs overflowed
+            if "probability tensor contains" in str(exc):
+                raise DivergenceError(f"non-finite policy probabilities ({exc})") from exc
+            raise
         stats = self.update(roll)
         self.iteration += 1
         for key, value in stats.items():
