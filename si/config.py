@@ -30,7 +30,8 @@ REWARD_NAMES = (
 )
 INFLUENCE_SOURCES = ("none", "action", "symbol", "moa")
 DIVERGENCES = ("kl", "jsd", "pmi")
-ALGOS = ("a2c", "ppo")
+ALGOS = ("a2c", "ppo", "a3c")
+OPTIMIZERS = ("adam", "rmsprop")
 DEVICES = ("auto", "cpu", "cuda")
 LOGGER_BACKENDS = ("wandb", "none")
 WANDB_MODES = ("offline", "online", "disabled")
@@ -95,6 +96,11 @@ class OptimConfig:
     max_grad_norm: float = 40.0
     rollout_len: int = 50
     adam_eps: float = 1e-5
+    optimizer: str = "adam"
+    rmsprop_alpha: float = 0.99
+    rmsprop_eps: float = 0.1
+    workers: int = 0
+    envs_per_worker: int = 8
     comm_entropy: float = 0.0
     comm_loss_weight: float = 1.0
     moa_loss_weight: float = 0.0
@@ -165,6 +171,11 @@ def validate(cfg: DictConfig | Config) -> None:
     _choice("reward.influence", c.reward.influence, INFLUENCE_SOURCES)
     _choice("reward.divergence", c.reward.divergence, DIVERGENCES)
     _choice("optim.algo", c.optim.algo, ALGOS)
+    _choice("optim.optimizer", c.optim.optimizer, OPTIMIZERS)
+    if c.optim.algo == "a3c":
+        _check(c.optim.workers >= 0, "optim.workers", c.optim.workers, ">= 1 (or 0: one per CPU of the job)")
+        _check(c.optim.envs_per_worker >= 1, "optim.envs_per_worker", c.optim.envs_per_worker, ">= 1")
+        _check(c.device != "cuda", "device", c.device, "cpu or auto with optim=a3c (A3C workers run on CPU)")
     _choice("device", c.device, DEVICES)
     _choice("logger.backend", c.logger.backend, LOGGER_BACKENDS)
     _choice("logger.mode", c.logger.mode, WANDB_MODES)

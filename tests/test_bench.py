@@ -22,3 +22,14 @@ def test_tune_malloc_applies_on_glibc() -> None:
     from si.malloc import tune_malloc
 
     assert tune_malloc()  # mallopt accepted all three settings (this machine and CI run glibc)
+
+
+def test_a3c_bench_prints_rate_and_scaling(capsys: pytest.CaptureFixture[str]) -> None:
+    from si.bench import a3c
+
+    a3c.main(["--workers", "1,2", "--steps", "1600", "env.map=harvest_mini", "env.num_agents=2", "env.horizon=100",
+              "model.lstm_size=16", "optim.envs_per_worker=2", "tune_malloc=false"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["1", "2"]
+    assert rows[0][2] == "1.00x" and rows[0][3] == "100%"
+    assert float(rows[1][1].replace(",", "")) > 0 and rows[1][3].endswith("%")

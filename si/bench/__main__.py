@@ -1,9 +1,9 @@
-"""Dispatch ``python -m si.bench {env,train} [options]`` to the benchmark modules."""
+"""Dispatch ``python -m si.bench {env,train,a3c} [options]`` to the benchmark modules."""
 
 import importlib
 import sys
 
-BENCHES = ("env", "train")
+BENCHES = ("env", "train", "a3c")
 
 
 def main(argv: list[str]) -> None:

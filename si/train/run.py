@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from si.malloc import tune_malloc
 from si.train.jobdir import JobLock, has_checkpoint, load_checkpoint, save_checkpoint, settle_config
 from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line
+from si.train.a3c import A3C, worker_config
 from si.train.trainer import Budget, DivergenceError, Trainer
 
 
@@ -100,92 +101,146 @@ def _start_state(cfg: DictConfig, job_dir: Path) -> DictConfig:
     return settle_config(cfg, job_dir, fresh)
 
 
+class _Job:
+    """The job folder's outputs during a run: metrics rows, W&B, progress lines, checkpoints."""
+
+    def __init__(self, cfg: DictConfig, job_dir: Path, table: MetricsTable, wandb: WandbLogger | None,
+                 total: int, wall0: float):
+        self.cfg, self.job_dir, self.table, self.wandb, self.total = cfg, job_dir, table, wandb, total
+        self.wall0 = wall0
+        self.t_start = self.last_ckpt = time.perf_counter()
+        self.last_print = 0.0
+        self.row: dict[str, float] | None = None
+
+    def elapsed(self, now: float) -> float:
+        return self.wall0 + now - self.t_start
+
+    def emit(self, row: dict[str, float], now: float, final: bool) -> None:
+        self.row = row
+        self.table.append(row)
+        if self.wandb:
+            self.wandb.log(row)
+        if now - self.last_print >= self.cfg.logger.progress_every_s or final:
+            eta = (self.total - row["agent_steps"]) / max(row["env_steps_per_s"], 1e-9)
+            print_progress(f"[{self.cfg.run_name}] " + progress_line(row, self.total, eta))
+            self.last_print = now
+
+    def checkpoint(self, state: dict[str, Any], now: float) -> None:
+        save_checkpoint({"trainer": state, "wall_time_s": self.elapsed(now)}, self.job_dir)
+        self.last_ckpt = now
+
+    def checkpoint_due(self, now: float) -> bool:
+        return now - self.last_ckpt >= self.cfg.budget.checkpoint_every_s
+
+
+def _train_sync(trainer: Trainer, job: _Job, stop: _StopRequest) -> None:
+    """The synchronous A2C/PPO loop: rows every ``log_every_iters`` updates, checkpoints on steps,
+    wall-clock time and stop signals."""
+    b = trainer.budget
+    t_last, steps_last = job.t_start, trainer.agent_steps
+    while not trainer.done:
+        trainer.train_iteration()
+        it = trainer.iteration
+        now = time.perf_counter()
+        if it % b.log_every_iters == 0 or trainer.done:
+            row = trainer.log_row(job.elapsed(now), now - t_last, trainer.agent_steps - steps_last)
+            t_last, steps_last = now, trainer.agent_steps
+            job.emit(row, now, trainer.done)
+            if it % b.checkpoint_every_iters == 0 or trainer.done:
+                job.checkpoint(trainer.state_dict(), now)
+        if (stop.signum is not None or job.checkpoint_due(now)) and not trainer.done:
+            job.checkpoint(trainer.state_dict(), now)
+            if stop.signum is not None:
+                return
+
+
+def _train_a3c(learner: A3C, job: _Job, stop: _StopRequest) -> None:
+    """The A3C loop: the workers run until the budget is used (or a stop signal); the parent
+    writes each interval's row as soon as all its updates arrived and checkpoints at rows."""
+    ckpt_every = learner.trainer.budget.checkpoint_every_iters * learner.per_iter
+    t_last, steps_last = job.t_start, learner.agent_steps
+    for steps, acc, episodes in learner.rows(lambda: stop.signum is not None):
+        now = time.perf_counter()
+        row = learner.log_row(steps, acc, episodes, job.elapsed(now), now - t_last, steps - steps_last)
+        t_last, steps_last = now, steps
+        final = steps >= learner.total
+        job.emit(row, now, final)
+        if steps % ckpt_every == 0 or final or job.checkpoint_due(now):
+            job.checkpoint(learner.state_dict(), now)
+    if learner.agent_steps < learner.total:  # stopped by a signal: keep the last row's state
+        job.checkpoint(learner.state_dict(), time.perf_counter())
+
+
+def planned_steps(cfg: DictConfig) -> int:
+    """The run's length in env steps (the budget rounded up to whole updates)."""
+    return Budget.from_config(worker_config(cfg) if cfg.optim.algo == "a3c" else cfg).agent_steps
+
+
 def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, Any]:
     cfg = _start_state(cfg, job_dir)
     summary_path = job_dir / "summary.json"
     if summary_path.exists():
         done = json.loads(summary_path.read_text())
-        if done.get("status") == "complete" and done.get("agent_steps", 0) >= Budget.from_config(cfg).agent_steps:
+        if done.get("status") == "complete" and done.get("agent_steps", 0) >= planned_steps(cfg):
             print_progress(f"{job_dir}: already complete, nothing to do")
             return done
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.tune_malloc:
         tune_malloc()
-    trainer = Trainer(cfg)
+    a3c = cfg.optim.algo == "a3c"
+    learner = A3C(cfg) if a3c else Trainer(cfg)
+    trainer = learner.trainer if a3c else learner
     table = MetricsTable(job_dir / "metrics.csv")
     wall0 = 0.0
     if has_checkpoint(job_dir):
         state = load_checkpoint(job_dir, trainer.device, warn=print_progress)
-        trainer.load_state_dict(state["trainer"])
+        learner.load_state_dict(state["trainer"])
         wall0 = state["wall_time_s"]
-        kept = table.truncate_after(trainer.agent_steps)
+        kept = table.truncate_after(learner.agent_steps)
         table.check(trainer.budget.steps_per_iter * trainer.budget.log_every_iters)
-        print_progress(f"{job_dir}: resumed at {trainer.agent_steps:,} agent steps ({kept} metrics rows kept)")
+        print_progress(f"{job_dir}: resumed at {learner.agent_steps:,} agent steps ({kept} metrics rows kept)")
     write_summary(job_dir, status="running", env_version=trainer.env.env_version, run_name=cfg.run_name,
-                  device=str(trainer.device), **code_version())
+                  device=str(trainer.device), **code_version(),
+                  **({"workers": learner.workers} if a3c else {}))
     lc = cfg.logger
     wandb = None
     if lc.backend == "wandb":
         wandb = WandbLogger(job_dir, OmegaConf.to_container(cfg, resolve=True), cfg.run_name, group or cfg.run_name,
                             lc.project, lc.entity, list(lc.tags), lc.mode)
+    job = _Job(cfg, job_dir, table, wandb, trainer.budget.agent_steps, wall0)
     stop = _StopRequest()
-    b = trainer.budget
-    t_start = time.perf_counter()
-    t_last, steps_last, last_print, row = t_start, trainer.agent_steps, 0.0, None
-    last_ckpt = t_start
-
-    def checkpoint(now: float) -> None:
-        nonlocal last_ckpt
-        save_checkpoint({"trainer": trainer.state_dict(), "wall_time_s": wall0 + now - t_start}, job_dir)
-        last_ckpt = now
-
     try:
-        while not trainer.done:
-            trainer.train_iteration()
-            it = trainer.iteration
-            now = time.perf_counter()
-            if it % b.log_every_iters == 0 or trainer.done:
-                row = trainer.log_row(wall0 + now - t_start, now - t_last, trainer.agent_steps - steps_last)
-                t_last, steps_last = now, trainer.agent_steps
-                table.append(row)
-                if wandb:
-                    wandb.log(row)
-                if now - last_print >= lc.progress_every_s or trainer.done:
-                    eta = (b.agent_steps - trainer.agent_steps) / max(row["env_steps_per_s"], 1e-9)
-                    print_progress(f"[{cfg.run_name}] " + progress_line(row, b.agent_steps, eta))
-                    last_print = now
-                if it % b.checkpoint_every_iters == 0 or trainer.done:
-                    checkpoint(now)
-            if (stop.signum is not None or now - last_ckpt >= cfg.budget.checkpoint_every_s) and not trainer.done:
-                checkpoint(now)
-                if stop.signum is not None:
-                    break
+        if a3c:
+            _train_a3c(learner, job, stop)
+        else:
+            _train_sync(learner, job, stop)
     except DivergenceError as exc:
-        write_summary(job_dir, status="diverged", agent_steps=trainer.agent_steps, error=str(exc))
-        print_progress(f"{job_dir}: diverged at {trainer.agent_steps:,} agent steps ({exc}); the last good "
+        write_summary(job_dir, status="diverged", agent_steps=learner.agent_steps, error=str(exc))
+        print_progress(f"{job_dir}: diverged at {learner.agent_steps:,} agent steps ({exc}); the last good "
                        f"checkpoint is kept in {job_dir / 'checkpoints'}")
         if wandb:
             wandb.finish(exit_code=1)
         stop.restore()
         raise
     except BaseException as exc:
-        write_summary(job_dir, status="failed", agent_steps=trainer.agent_steps, error=f"{type(exc).__name__}: {exc}")
+        write_summary(job_dir, status="failed", agent_steps=learner.agent_steps, error=f"{type(exc).__name__}: {exc}")
         if wandb:
             wandb.finish(exit_code=1)
         stop.restore()
         raise
-    if not trainer.done:  # preempted: checkpoint saved; hand the signal on (submitit requeues)
-        write_summary(job_dir, status="preempted", agent_steps=trainer.agent_steps)
-        print_progress(f"{job_dir}: signal {stop.signum}, checkpoint saved at {trainer.agent_steps:,} agent steps")
+    extra = {"updates_per_worker": learner.updates_per_worker} if a3c else {}
+    if learner.agent_steps < trainer.budget.agent_steps:  # preempted: checkpoint saved; hand the signal on
+        write_summary(job_dir, status="preempted", agent_steps=learner.agent_steps, **extra)
+        print_progress(f"{job_dir}: signal {stop.signum}, checkpoint saved at {learner.agent_steps:,} agent steps")
         if wandb:
             wandb.finish(exit_code=1)
         stop.restore_and_forward()
         return json.loads(summary_path.read_text())
     stop.restore()
-    final = row if row is not None else table.last_row()  # resumed after the last iteration
-    write_summary(job_dir, status="complete", agent_steps=trainer.agent_steps, final=final,
-                  wall_time_s=wall0 + time.perf_counter() - t_start, error=None)
+    final = job.row if job.row is not None else table.last_row()  # resumed after the last iteration
+    write_summary(job_dir, status="complete", agent_steps=learner.agent_steps, final=final,
+                  wall_time_s=job.elapsed(time.perf_counter()), error=None, **extra)
     if wandb:
         wandb.finish()
     return json.loads(summary_path.read_text())

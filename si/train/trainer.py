@@ -86,11 +86,31 @@ class Accumulator:
     def add_table(self, key: str, counts: Tensor) -> None:
         self.tables[key] = self.tables[key] + counts if key in self.tables else counts
 
+    def merge(self, other: "Accumulator") -> None:
+        """Add another accumulator's sums, counts, episodes and tables (A3C workers' metrics)."""
+        for key, value in other.sums.items():
+            self.add(key, value, other.counts[key])
+        self.episodes.extend(other.episodes)
+        for key, counts in other.tables.items():
+            self.add_table(key, counts)
+
+
+def make_optimizer(params: list[torch.nn.Parameter], oc: DictConfig) -> torch.optim.Optimizer:
+    """``optim.optimizer``: Adam (ε = ``adam_eps``; our choice for A2C) or RMSProp (A3C's shared
+    RMSProp, Mnih et al. 2016: decay ``rmsprop_alpha``, ε = ``rmsprop_eps``)."""
+    if oc.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=oc.lr_init, alpha=oc.rmsprop_alpha, eps=oc.rmsprop_eps)
+    return torch.optim.Adam(params, lr=oc.lr_init, eps=oc.adam_eps)
+
 
 class Trainer:
-    """Builds env, model and optimiser from a resolved config and trains them."""
+    """Builds env, model and optimiser from a resolved config and trains them.
 
-    def __init__(self, cfg: DictConfig):
+    An A3C worker passes the shared ``model`` and ``optimizer`` and its ``stream`` (its own env
+    and sampling seeds); everything else is the same learner."""
+
+    def __init__(self, cfg: DictConfig, model: ActorCritic | None = None,
+                 optimizer: torch.optim.Optimizer | None = None, stream: int = 0):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.budget = Budget.from_config(cfg)
@@ -102,15 +122,18 @@ class Trainer:
         if cfg.env.compile:
             self.env.compile()
         self.n, self.a = self.env.num_agents, self.env.num_actions
-        torch.manual_seed(cfg.seed)  # weights depend on the seed only
         mc = cfg.model
-        self.model = ActorCritic(
-            self.n, self.a, mc.conv_channels, mc.conv_kernel, list(mc.fc_sizes), mc.lstm_size,
-            mc.visible_actions, mc.comm, mc.vocab, mc.comm_embedding, mc.moa,
-        ).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=oc.lr_init, eps=oc.adam_eps)
+        if model is None:
+            torch.manual_seed(cfg.seed)  # weights depend on the seed only
+            model = ActorCritic(
+                self.n, self.a, mc.conv_channels, mc.conv_kernel, list(mc.fc_sizes), mc.lstm_size,
+                mc.visible_actions, mc.comm, mc.vocab, mc.comm_embedding, mc.moa,
+            ).to(self.device)
+        self.model = model
+        self.optimizer = optimizer if optimizer is not None else make_optimizer(list(model.parameters()), oc)
+        seed = cfg.seed + 100_003 * stream
         self.gen = torch.Generator(device=self.device)  # action/symbol sampling
-        self.gen.manual_seed(cfg.seed + 1)
+        self.gen.manual_seed(seed + 1)
         self.source = rc.influence
         self.k = rc.num_influencers if self.source == "action" else 0
         influence = {"action": action_influence, "symbol": symbol_influence, "moa": moa_influence}.get(self.source)
@@ -123,7 +146,7 @@ class Trainer:
         self.iteration = 0
         self.episodes = 0
         self.acc = Accumulator()
-        self._reset_carry(self.env.reset(seed=cfg.seed))
+        self._reset_carry(self.env.reset(seed=seed))
 
     # ------------------------------------------------------------------ carry
     def _reset_carry(self, out) -> None:
