@@ -65,10 +65,10 @@ def _panels(n: int, width: float = 4.2, height: float = 3.0) -> tuple[plt.Figure
 Y_RANGE_FROM = 0.1
 
 
-def _fit_y_range(ax: plt.Axes, cis: list[pd.DataFrame]) -> None:
+def _fit_y_range(ax: plt.Axes, cis: list[pd.DataFrame], marks: list[float]) -> None:
     xmax = max(float(ci["agent_steps"].max()) for ci in cis)
     late = pd.concat([ci[ci["agent_steps"] >= Y_RANGE_FROM * xmax] for ci in cis])
-    vals = late[["mean", "lo", "hi"]].to_numpy(float)
+    vals = np.concatenate([late[["mean", "lo", "hi"]].to_numpy(float).ravel(), np.asarray(marks, float)])
     vals = vals[np.isfinite(vals)]
     if vals.size:
         lo, hi = float(vals.min()), float(vals.max())
@@ -77,11 +77,13 @@ def _fit_y_range(ax: plt.Axes, cis: list[pd.DataFrame]) -> None:
 
 
 def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title: str, window_points: int,
-                 confidence: float, stem: Path) -> tuple[list[Path], list[str]]:
+                 confidence: float, stem: Path,
+                 marks: dict[str, list[tuple[str, float, str]]] | None = None) -> tuple[list[Path], list[str]]:
     """Mean and sliding-window `confidence` CI of `column` vs env steps, one panel per game.
 
     The window is `window_points` logged points (in env steps: that many logging intervals),
-    stated in the title; the y-range shows training after its first `Y_RANGE_FROM` of the x-range.
+    stated in the title; the y-range shows training after its first `Y_RANGE_FROM` of the x-range
+    and the `marks` (per game: label, value, colour; e.g. the paper's final numbers, dashed).
     Curves without data for `column` are left out; returns the files (none when nothing is left)
     and notes (skipped figure)."""
     data: dict[str, list[tuple[Curve, list[pd.DataFrame]]]] = {}
@@ -107,15 +109,19 @@ def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title
                 ax.plot(ci["agent_steps"], ci["mean"], color=curve.color, lw=1.5,
                         label=f"{curve.label} (n={len(curve.runs)})")
                 ax.fill_between(ci["agent_steps"], ci["lo"], ci["hi"], color=curve.color, alpha=0.2, lw=0)
+            env_marks = (marks or {}).get(env, [])
+            for label, value, mark_color in env_marks:
+                ax.axhline(value, color=mark_color, ls="--", lw=0.9, label=f"paper: {label} {value:g}")
             if cis:
-                _fit_y_range(ax, cis)
+                _fit_y_range(ax, cis, [v for _, v, _ in env_marks])
             ax.set_title(paper.ENV_TITLES.get(env, env))
             ax.set_xlabel("env steps (agent_steps)")
             ax.set_ylabel(ylabel)
             ax.legend(loc="best")
         lo, hi = min(used), max(used)
         span = f"{lo:.3g}" if lo == hi else f"{lo:.3g}–{hi:.3g}"
-        fig.suptitle(f"{title} ({confidence:.1%} CI, sliding window {window_points} logged points = {span} env steps)")
+        fig.suptitle(f"{title}\n({confidence:.1%} CI, sliding window of {window_points} logged points = {span} env steps)",
+                     fontsize="medium")
         fig.tight_layout()
         return save(fig, stem), []
 

@@ -21,6 +21,15 @@ BOX_TRAPPED_COLUMNS = ("episode", "t", "agent", "action", "open_box", "influence
 SCHELLING_COLUMNS = ("env", "num_cooperators", "role", "payoff")
 
 
+#: Training diagnostics drawn for the best setting of every model (figures/diag_<column>).
+DIAGNOSTICS: dict[str, str] = {
+    "fires": "fires per episode", "hits": "times hit per episode", "cleaned": "waste cleaned per episode",
+    "apples": "apples per episode", "gini": "Gini (Eq 9)", "influence_mean": "influence per agent-step",
+    "influential_moment_frac": "influential-moment fraction", "ic_symbol_action": "IC symbol/action",
+    "ic_action_action": "IC action/action",
+}
+
+
 class NoRunsError(RuntimeError):
     """No job folder was found."""
 
@@ -81,10 +90,13 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
         top = [s for s, score in ranked if (s.env, s.reward) == (env, reward) and np.isfinite(score)][: opts.top_k]
         return [r for s in top for r in s.runs], len(top)
 
-    def draw(panels: dict[str, list[figures.Curve]], column: str, ylabel: str, title: str, stem: str) -> None:
+    def draw(panels: dict[str, list[figures.Curve]], column: str, ylabel: str, title: str, stem: str,
+             rewards: tuple[str, ...] = ()) -> None:
         if any(panels.values()):
+            marks = {env: [(paper.MODEL_TITLES[r], paper.TABLE4[r][env], figures.color(r)) for r in rewards
+                           if env in paper.TABLE4.get(r, {}) and (env, r) in best] for env in panels}
             files, fig_notes = figures.curve_figure(panels, column, ylabel, title, opts.window_points,
-                                                    opts.confidence, fig_dir / stem)
+                                                    opts.confidence, fig_dir / stem, marks)
             paths.extend(files)
             notes.extend(fig_notes)
 
@@ -92,7 +104,7 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
         best_curves = {env: [figures.Curve(paper.MODEL_TITLES[r], figures.color(r), best[(env, r)].runs)
                              for r in rewards if (env, r) in best] for env in paper.ENVS}
         draw(best_curves, "collective_reward", "collective reward", f"{title}: best setting",
-             f"collective_{name}")
+             f"collective_{name}", rewards)
         draw(best_curves, "equality_weighted", "R·(1−G)", f"{title}: equality-weighted",
              f"equality_weighted_{name}")
         top_curves: dict[str, list[figures.Curve]] = {}
@@ -104,6 +116,10 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
                         figures.Curve(f"{paper.MODEL_TITLES[r]} (top {k})", figures.color(r), runs))
         draw(top_curves, "collective_reward", "collective reward",
              f"{title}: top {opts.top_k} settings × seeds", f"top{opts.top_k}_{name}")
+    every_model = {env: [figures.Curve(paper.MODEL_TITLES.get(r, r), figures.color(r), s.runs)
+                         for (e, r), s in sorted(best.items()) if e == env] for env in paper.ENVS}
+    for column, label in DIAGNOSTICS.items():
+        draw(every_model, column, label, f"{label}, best setting of each model", f"diag_{column}")
     prosocial = {}
     for env in paper.ENVS:
         runs, k = top_runs(env, "collective")

@@ -244,6 +244,7 @@ def test_api_attributes() -> None:
     assert rgb(1, 2, 3) == 0x030201
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_cpu_cuda_equal(name: str) -> None:
