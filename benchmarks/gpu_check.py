@@ -119,9 +119,10 @@ def end_to_end(out: Path, seconds: float) -> dict[str, Any]:
     with one metrics row per logging interval."""
     need_cuda()
     job = out / "job"
+    steps = max(int(seconds * 20000), 8 * 12800)  # at least 8 updates of 256 envs × 50 steps
     args = [sys.executable, "launch/main.py", "reward=influence", "env=harvest", f"device={DEVICE}", "budget=small",
-            f"budget.agent_steps={int(seconds * 20000)}", "budget.num_envs=256", "budget.log_every=64000",
-            "budget.checkpoint_every=128000", "logger=none", f"hydra.run.dir={job}"]
+            f"budget.agent_steps={steps}", "budget.num_envs=256", f"budget.log_every={steps // 8}",
+            f"budget.checkpoint_every={steps // 4}", "logger=none", f"hydra.run.dir={job}"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not (job / "checkpoints" / "last.pt").exists():
@@ -138,11 +139,13 @@ def end_to_end(out: Path, seconds: float) -> dict[str, Any]:
         raise RuntimeError(f"resume failed:\n{again.stderr[-3000:]}")
     summary = json.loads((job / "summary.json").read_text())
     lines = (job / "metrics.csv").read_text().splitlines()[1:]
-    steps = [int(float(line.split(",")[0])) for line in lines]
-    if summary["status"] != "complete" or steps != sorted(set(steps)):
-        raise RuntimeError(f"status {summary['status']}, agent_steps {steps}")
-    return {"status": summary["status"], "device": summary.get("device"), "rows": len(steps),
-            "resumed": "resumed at" in again.stderr, "final_env_steps_per_s": summary["final"]["env_steps_per_s"]}
+    rows = [int(float(line.split(",")[0])) for line in lines]
+    if summary["status"] != "complete" or rows != sorted(set(rows)) or len(rows) != 8:
+        raise RuntimeError(f"status {summary['status']}, agent_steps {rows}")
+    if "resumed at" not in again.stderr:
+        raise RuntimeError("the job finished before the SIGTERM reached it: nothing was resumed")
+    return {"job_status": summary["status"], "device": summary.get("device"), "rows": len(rows),
+            "final_env_steps_per_s": summary["final"]["env_steps_per_s"]}
 
 
 def run_step(name: str, fn: Callable[[], dict[str, Any]], results: dict[str, Any]) -> None:
