@@ -48,7 +48,9 @@ def test_every_workers_updates_reach_the_shared_model_and_optimiser(tmp_path):
     assert any(not torch.equal(initial[k], v) for k, v in state["model"].items())
     rows = pd.read_csv(tmp_path / "job" / "metrics.csv")
     assert rows["agent_steps"].tolist() == [800, 1600, 2400, 3200]
-    assert rows["episodes"].iloc[-1] == 3200 // 100  # every worker's episodes are counted
+    # every worker's episodes are counted: each env of worker w ran updates_w × t_max steps
+    ends = sum(n * c.optim.rollout_len // c.env.horizon * c.optim.envs_per_worker for n in per_worker)
+    assert rows["episodes"].iloc[-1] == ends
 
 
 def test_a3c_learns_to_stop_hitting_on_a_small_map(tmp_path):

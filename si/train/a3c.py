@@ -1,11 +1,14 @@
 """Asynchronous advantage actor-critic (A3C, Mnih et al. 2016), the paper's learner (§3).
 
-``W`` worker processes (``torch.multiprocessing``, spawn) share one model and one optimiser
+``W`` worker processes (``torch.multiprocessing``, spawn) share one model θ and one optimiser
 whose statistics live in shared memory (shared RMSProp as in the A3C paper, or Adam). Each worker
-steps its own ``optim.envs_per_worker`` envs with the batched per-agent model, collects a
-``t_max = optim.rollout_len`` rollout, computes the same losses as the synchronous learner
-(n-step returns, every reward variant) and applies its gradients to the shared parameters
-without locks (Hogwild). Before each rollout a worker reserves its env steps on a shared
+keeps its own copy θ' of the model (Mnih et al.'s "thread-specific parameters"), steps its own
+``optim.envs_per_worker`` envs with it, collects a ``t_max = optim.rollout_len`` rollout,
+computes the same losses as the synchronous learner (n-step returns, every reward variant),
+hands the gradients of θ' to θ and steps the shared optimiser without locks (Hogwild), then
+sets θ' = θ. (Running the forward and backward passes directly on the shared θ while other
+workers update it produced non-finite weights in most 2-worker runs of the full Harvest model;
+with a private θ' per rollout it never did.) Before each rollout a worker reserves its env steps on a shared
 counter, so the run ends exactly at ``budget.agent_steps`` and the lr and curriculum schedules
 follow the global step count.
 
@@ -22,6 +25,7 @@ envs, LSTM states and sampling streams restart fresh (new episodes) in every wor
 
 from __future__ import annotations
 
+import copy
 import os
 import queue
 import time
@@ -81,6 +85,28 @@ def _from_numpy(d: dict[str, Any]) -> Accumulator:
                        {k: torch.from_numpy(v) for k, v in d["tables"].items()})
 
 
+class LocalCopy:
+    """The optimiser a worker's Trainer sees: gradients of the local copy θ' are applied to the
+    shared θ by the shared optimiser, then θ' = θ (A3C's per-rollout synchronisation)."""
+
+    def __init__(self, local: torch.nn.Module, shared: torch.nn.Module, optimizer: torch.optim.Optimizer):
+        self.local, self.shared = list(local.parameters()), list(shared.parameters())
+        self.optimizer = optimizer
+        self.param_groups = optimizer.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.local:
+            p.grad = None
+
+    def step(self) -> None:
+        for lp, sp in zip(self.local, self.shared):
+            sp.grad = lp.grad
+        self.optimizer.step()
+        with torch.no_grad():
+            for lp, sp in zip(self.local, self.shared):
+                lp.copy_(sp)
+
+
 @dataclass
 class Update:
     """What a worker reports after each update: the end of its reserved steps and its metrics."""
@@ -97,7 +123,8 @@ def _worker(rank: int, cfg: DictConfig, model: torch.nn.Module, optimizer: torch
     is used, a stop is requested, or the parent process is gone (killed)."""
     torch.set_num_threads(1)
     try:
-        trainer = Trainer(cfg, model=model, optimizer=optimizer, stream=stream)
+        local = copy.deepcopy(model)  # θ': private storage, synchronised after every update
+        trainer = Trainer(cfg, model=local, optimizer=LocalCopy(local, model, optimizer), stream=stream)
         per_iter = trainer.budget.steps_per_iter
         while not stop.is_set() and os.getppid() == parent:
             with counter.get_lock():

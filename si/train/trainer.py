@@ -11,6 +11,7 @@ clipped steps for PPO).  The LSTM state is carried across rollouts and reset whe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -106,11 +107,13 @@ def make_optimizer(params: list[torch.nn.Parameter], oc: DictConfig) -> torch.op
 class Trainer:
     """Builds env, model and optimiser from a resolved config and trains them.
 
-    An A3C worker passes the shared ``model`` and ``optimizer`` and its ``stream`` (its own env
-    and sampling seeds); everything else is the same learner."""
+    An A3C worker passes its copy of the shared ``model``, an ``optimizer`` that applies the
+    copy's gradients to the shared model (``si.train.a3c.LocalCopy``: ``zero_grad``, ``step``,
+    ``param_groups``) and its ``stream`` (its own env and sampling seeds); everything else is the
+    same learner."""
 
     def __init__(self, cfg: DictConfig, model: ActorCritic | None = None,
-                 optimizer: torch.optim.Optimizer | None = None, stream: int = 0):
+                 optimizer: Any = None, stream: int = 0):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.budget = Budget.from_config(cfg)
@@ -410,8 +413,9 @@ class Trainer:
             if not bool(torch.isfinite(loss) & torch.isfinite(norms).all()):
                 raise DivergenceError(f"non-finite loss {loss.item():.3g} or gradient norms {norms.tolist()}")
             self.optimizer.step()
-            if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
-                raise DivergenceError("non-finite weights after the update")
+            bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+            if bad:
+                raise DivergenceError(f"non-finite weights after the update: {', '.join(bad)}")
         stats.update({f"grad_norm_agent_{i}": v for i, v in enumerate(norms.tolist())})
         return stats
 
