@@ -463,6 +463,16 @@ def test_archived_box_trapped_runs_reproduce_documented_table(tmp_path: Path) ->
     assert "| 77% of 500 | 0: 95%, 1: 96%, 2: 18%, 3: 90%, 4: 85% | 0.266 / 0.000226 |" in box
 
 
+def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> None:
+    """`archive/harvest_1e7` still gives the Table 4 finals docs/results.md quotes for Harvest."""
+    assert main([str(REPO / "archive" / "harvest_1e7"), "--out", str(tmp_path), "--window-points", "10",
+                 "--bootstrap-reps", "50"]) == 0
+    t4 = pd.read_csv(tmp_path / "tables" / "table4.csv").set_index(["model", "env"])
+    finals = {m: round(float(t4.loc[(m, "harvest"), "mean"]), 1) for m in ("extrinsic", "influence", "moa_influence")}
+    assert finals == {"extrinsic": 322.9, "influence": 346.4, "moa_influence": 339.0}
+    assert "Excluded: none." in (tmp_path / "report.md").read_text()
+
+
 def test_unfinished_runs_are_left_out_by_default_and_every_skipped_folder_listed(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     for seed, level in enumerate((100.0, 110.0)):
