@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from si.envs import GridWorld, StepOut
-from si.train.run import CHECKPOINT
+from si.train.jobdir import JOB_CONFIG, has_checkpoint, load_checkpoint
 from si.train.trainer import Trainer
 
 #: default evaluation seed (env layouts and action sampling), independent of the training seed.
@@ -37,13 +37,14 @@ class Job:
 
 
 def load_job(job_dir: Path | str) -> Job:
-    """Read ``.hydra/config.yaml`` and the model weights of ``checkpoints/last.pt`` (on CPU)."""
+    """Read the job's config (``job_config.yaml``, else ``.hydra/config.yaml``) and the model
+    weights of its newest good checkpoint (``checkpoints/last.pt``, else ``prev.pt``; on CPU)."""
     path = Path(job_dir)
-    cfg_path, ckpt = path / ".hydra" / "config.yaml", path / CHECKPOINT
-    for p in (cfg_path, ckpt):
-        if not p.exists():
-            raise FileNotFoundError(f"{path} is not a trained job folder: {p} is missing")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg_path = path / JOB_CONFIG if (path / JOB_CONFIG).exists() else path / ".hydra" / "config.yaml"
+    if not cfg_path.exists() or not has_checkpoint(path):
+        missing = cfg_path if not cfg_path.exists() else path / "checkpoints" / "last.pt"
+        raise FileNotFoundError(f"{path} is not a trained job folder: {missing} is missing")
+    state = load_checkpoint(path, torch.device("cpu"))
     return Job(path, OmegaConf.load(cfg_path), state["trainer"]["model"])
 
 
