@@ -118,11 +118,24 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Keys added to the config after runs were archived, with the value that reproduces the older
+#: behaviour. A key at this value is left out of a setting, so runs from before and after it
+#: existed group together (and keep their setting ids).
+DEFAULTED_KEYS: dict[str, Any] = {
+    "optim.optimizer": "adam", "optim.rmsprop_alpha": 0.99, "optim.rmsprop_eps": 0.1, "optim.workers": 0,
+    "optim.envs_per_worker": 8,
+}
+
+
 def setting_params(config: dict[str, Any]) -> dict[str, Any]:
-    """The flattened hyperparameters that define a setting (sections `model`, `reward`, `optim`)."""
+    """The flattened hyperparameters that define a setting (sections `model`, `reward`, `optim`),
+    without `DEFAULTED_KEYS` at their default."""
     params = {"env.name": get(config, "env.name")}
     for section in SETTING_SECTIONS:
         params.update(flatten(config.get(section) or {}, section + "."))
+    for key, default in DEFAULTED_KEYS.items():
+        if params.get(key, default) == default:
+            params.pop(key, None)
     return params
 
 

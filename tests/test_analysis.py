@@ -463,13 +463,24 @@ def test_archived_box_trapped_runs_reproduce_documented_table(tmp_path: Path) ->
     assert "| 77% of 500 | 0: 95%, 1: 96%, 2: 18%, 3: 90%, 4: 85% | 0.266 / 0.000226 |" in box
 
 
+def test_keys_added_later_at_their_default_keep_the_setting_id() -> None:
+    from analysis.runs import setting_id
+
+    old = {"env": {"name": "harvest"}, "reward": {"name": "extrinsic"}, "optim": {"lr_init": 0.001}}
+    new = {**old, "optim": {"lr_init": 0.001, "optimizer": "adam", "rmsprop_alpha": 0.99, "rmsprop_eps": 0.1,
+                            "workers": 0, "envs_per_worker": 8}}
+    assert setting_id(new) == setting_id(old)
+    assert setting_id({**new, "optim": {**new["optim"], "optimizer": "rmsprop"}}) != setting_id(old)
+
+
 def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> None:
     """`archive/harvest_1e7` still gives the Table 4 finals docs/results.md quotes for Harvest."""
     assert main([str(REPO / "archive" / "harvest_1e7"), "--out", str(tmp_path), "--window-points", "10",
                  "--bootstrap-reps", "50"]) == 0
     t4 = pd.read_csv(tmp_path / "tables" / "table4.csv").set_index(["model", "env"])
     finals = {m: round(float(t4.loc[(m, "harvest"), "mean"]), 1) for m in ("extrinsic", "influence", "moa_influence")}
-    assert finals == {"extrinsic": 322.9, "influence": 346.4, "moa_influence": 339.0}
+    assert finals == {"extrinsic": 323.3, "influence": 346.4, "moa_influence": 339.0}
+    assert t4.loc[("extrinsic", "harvest"), "n"] == 2
     assert "Excluded: none." in (tmp_path / "report.md").read_text()
 
 
