@@ -8,8 +8,6 @@ preset (submitit on this machine by default, ``launcher=slurm`` for SLURM), one 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -20,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analysis.runs import setting_id  # noqa: E402
 from launch.checks import check_device  # noqa: E402
 from si.config import ConfigError, register_configs, validate  # noqa: E402
 
@@ -27,10 +26,9 @@ register_configs()
 
 
 def setting_group(cfg: DictConfig) -> str:
-    """W&B group: the run without its seed, so seeds aggregate on dashboards."""
-    hyper = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("env", "model", "reward", "optim")}
-    digest = hashlib.sha1(json.dumps(hyper, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{cfg.env.name}-{cfg.reward.name}-{digest}"
+    """W&B group: the run without its seed, so seeds aggregate on dashboards. Its id is the
+    analysis' setting id (``analysis.runs.setting_id``), so a dashboard group and a report row match."""
+    return f"{cfg.env.name}-{cfg.reward.name}-{setting_id(OmegaConf.to_container(cfg, resolve=True))}"
 
 
 def pin_local_gpu(job_num: int) -> None:

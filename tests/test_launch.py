@@ -57,6 +57,9 @@ def test_single_run_writes_job_folder_contract_and_wandb_offline(tmp_path):
     offline = list((job / "wandb").glob("offline-run-*"))
     assert offline and any(offline[0].glob("*.wandb")), "W&B offline run files must be written"
     assert offline[0].name.endswith(run_id(job)), "the W&B id is derived from the job so requeues resume it"
+    from analysis.runs import load_run
+
+    assert summary["wandb_group"] == f"harvest-influence-{load_run(job).setting_id}", "one setting id in W&B and reports"
     assert "env-steps/s" in proc.stderr and "ETA" in proc.stderr
 
 

@@ -201,7 +201,7 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
         table.check(trainer.budget.steps_per_iter * trainer.budget.log_every_iters)
         print_progress(f"{job_dir}: resumed at {learner.agent_steps:,} agent steps ({kept} metrics rows kept)")
     write_summary(job_dir, status="running", env_version=trainer.env.env_version, run_name=cfg.run_name,
-                  device=str(trainer.device), **code_version(),
+                  device=str(trainer.device), wandb_group=group or cfg.run_name, **code_version(),
                   **({"workers": learner.workers} if a3c else {}))
     lc = cfg.logger
     wandb = None
