@@ -13,8 +13,8 @@ import pandas as pd
 
 from analysis import figures, paper, tables
 from analysis.runs import Run, Setting, dedupe_seeds, discover, empty_job_dirs, group_settings, load_wandb
-from analysis.stats import (Exclusion, harvest_exclusion, influence_reward_pairs, logging_interval, rank_settings,
-                            best_settings, spearman)
+from analysis.stats import (Exclusion, best_settings, harvest_exclusion, influence_reward_pairs, logging_interval,
+                            rank_settings, spearman)
 
 #: Columns the evaluator writes (see docs/analysis.md).
 BOX_TRAPPED_COLUMNS = ("episode", "t", "agent", "action", "open_box", "influence")
@@ -240,7 +240,7 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
         if c.excluded:
             verb = "excluded" if opts.exclude_harvest_failures else "would be excluded (kept: --keep-harvest-failures)"
             notes.append(f"Harvest seed {c.run.seed} of {c.run.setting_id} {verb}: {c.reason} ({c.run.path})")
-        elif "fell back" in c.reason:
+        elif c.rule == "return":
             notes.append(f"Harvest seed {c.run.seed} of {c.run.setting_id}: no apples_agent_<i> columns; "
                          f"checked with the final-return rule instead ({c.run.path})")
     settings = group_settings(usable)

@@ -145,15 +145,16 @@ def setting_id(config: dict[str, Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
-def read_metrics(path: Path) -> pd.DataFrame:
-    """Read `metrics.csv`, skipping a torn last line, sorted by `agent_steps`.
+def read_metrics(path: Path, text: str | None = None) -> pd.DataFrame:
+    """Read `metrics.csv` (or its already-read `text`), skipping a torn last line, sorted by
+    `agent_steps`.
 
     Duplicate `agent_steps` rows (a resumed run re-logging an interval) keep the last one.
     """
     if path.suffix == ".parquet":
         df = pd.read_parquet(path)
     else:
-        df = pd.read_csv(path, on_bad_lines="skip")
+        df = pd.read_csv(io.StringIO(text) if text is not None else path, on_bad_lines="skip")
     df = df.apply(pd.to_numeric, errors="coerce")
     if "agent_steps" not in df:
         return df.iloc[0:0]
@@ -166,16 +167,20 @@ def read_metrics(path: Path) -> pd.DataFrame:
 IMPLAUSIBLE = 1e12
 
 
-def metrics_problems(path: Path) -> list[str]:
-    """Why a `metrics.csv` (or `.csv.gz`) cannot be trusted; empty when it is valid.
+def read_text(path: Path) -> str:
+    """The text of a `.csv` or gzipped `.csv.gz` file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as f:
+        return f.read()
+
+
+def metrics_problems(text: str) -> list[str]:
+    """Why the text of a `metrics.csv` cannot be trusted; empty when it is valid.
 
     Valid: one header with `agent_steps`; every row as many cells as the header (a torn last
     line, a crash mid-write, is tolerated); every cell a number or empty, of magnitude below
     `IMPLAUSIBLE`; `agent_steps` strictly increasing; no gap wider than 1.5 logging intervals
     (the median spacing)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as f:
-        text = f.read()
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or "agent_steps" not in rows[0]:
         return ["no header with an agent_steps column"]
@@ -232,12 +237,13 @@ def load_run(job_dir: Path) -> Run:
     for name in ("metrics.csv", "metrics.csv.gz", "metrics.parquet"):
         if (job_dir / name).exists():
             try:
-                invalid = [] if name.endswith(".parquet") else metrics_problems(job_dir / name)
+                text = None if name.endswith(".parquet") else read_text(job_dir / name)
+                invalid = [] if text is None else metrics_problems(text)
                 if invalid:
                     problems.append(f"invalid {name}: " + "; ".join(invalid[:3])
                                     + (f" (+{len(invalid) - 3} more)" if len(invalid) > 3 else ""))
                 else:
-                    metrics = read_metrics(job_dir / name)
+                    metrics = read_metrics(job_dir / name, text)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as e:
                 problems.append(f"unreadable {name}: {e}")
             break

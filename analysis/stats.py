@@ -39,10 +39,15 @@ def equality_weighted_value(values: np.ndarray | list[float]) -> float:
     return float(e.sum() - np.abs(e[:, None] - e[None, :]).sum() / (2 * len(e)))
 
 
+def _agent_columns(df: pd.DataFrame, pattern: re.Pattern[str]) -> list[str]:
+    """Columns matching `pattern` (one group: the agent index), ordered by agent."""
+    cols = [c for c in df.columns if pattern.match(c)]
+    return sorted(cols, key=lambda c: int(pattern.match(c).group(1)))
+
+
 def agent_reward_columns(df: pd.DataFrame) -> list[str]:
     """`reward_agent_<i>` columns ordered by i."""
-    cols = [c for c in df.columns if _AGENT_REWARD.match(c)]
-    return sorted(cols, key=lambda c: int(_AGENT_REWARD.match(c).group(1)))
+    return _agent_columns(df, _AGENT_REWARD)
 
 
 def equality_weighted(df: pd.DataFrame) -> pd.Series:
@@ -161,6 +166,8 @@ class Exclusion:
     agent_finals: dict[str, float]
     excluded: bool
     reason: str
+    rule: str
+    """"apples" (§10.5.3 as read here), "return" (the fallback for runs without apples columns) or "none"."""
 
 
 _AGENT_APPLES = re.compile(r"^apples_agent_(\d+)$")
@@ -173,18 +180,18 @@ def harvest_exclusion(run: Run, apples_threshold: float, return_threshold: float
 
     Runs logged before `apples_agent_<i>` existed fall back to the agent's final return
     (`reward_agent_<i>`) ≤ `return_threshold`, and the reason says so."""
-    cols = sorted((c for c in run.metrics.columns if _AGENT_APPLES.match(c)), key=lambda c: int(c.rsplit("_", 1)[1]))
+    cols = _agent_columns(run.metrics, _AGENT_APPLES)
     rule, threshold, unit = "apples", apples_threshold, "apples per episode"
     if not cols:
         cols, rule, threshold, unit = agent_reward_columns(run.metrics), "return", return_threshold, "return"
     finals = {c: final_value(run, c, last_n) for c in cols}
     fallback = "" if rule == "apples" else " (no apples_agent_<i> columns: fell back to the final-return rule)"
     if not finals:
-        return Exclusion(run, finals, False, "not checked: no apples_agent_<i> or reward_agent_<i> columns")
+        return Exclusion(run, finals, False, "not checked: no apples_agent_<i> or reward_agent_<i> columns", "none")
     worst = min(finals, key=lambda c: finals[c])
     if finals[worst] <= threshold:
-        return Exclusion(run, finals, True, f"{worst} final {unit} {finals[worst]:.3g} ≤ {threshold:g}{fallback}")
-    return Exclusion(run, finals, False, f"every agent's final {unit} > {threshold:g}{fallback}")
+        return Exclusion(run, finals, True, f"{worst} final {unit} {finals[worst]:.3g} ≤ {threshold:g}{fallback}", rule)
+    return Exclusion(run, finals, False, f"every agent's final {unit} > {threshold:g}{fallback}", rule)
 
 
 def influence_received(run: Run, last_n: int) -> dict[int, float]:

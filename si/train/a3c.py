@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import os
 import queue
-import time
 import traceback
 from dataclasses import dataclass
 from typing import Any

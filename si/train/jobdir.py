@@ -51,7 +51,7 @@ class JobLock:
         self.path = job_dir / ".lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> "JobLock":
+    def __enter__(self) -> JobLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -65,7 +65,7 @@ class JobLock:
         self._fd = fd
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             os.close(self._fd)  # releases the flock
             self._fd = None
@@ -113,14 +113,16 @@ def settle_config(cfg: DictConfig, job_dir: Path, fresh: bool) -> DictConfig:
             with (job_dir / CONFIG_CHANGES).open("a") as f:
                 f.write(json.dumps({"time": datetime.datetime.now().isoformat(timespec="seconds"),
                                     "changes": {k: list(v) for k, v in changes.items()}}, default=str) + "\n")
+    text = OmegaConf.to_yaml(cfg, resolve=True).encode()
     job_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, OmegaConf.to_yaml(cfg, resolve=True).encode())
+    atomic_write(path, text)
     (job_dir / ".hydra").mkdir(exist_ok=True)
-    _atomic_write(job_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+    atomic_write(job_dir / ".hydra" / "config.yaml", text)
     return cfg
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file and a rename: a kill leaves the old or the new file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
@@ -148,7 +150,7 @@ def save_checkpoint(state: dict[str, Any], job_dir: Path) -> None:
         if (d / "last.pt.sha256").exists():
             (d / "last.pt.sha256").replace(d / "prev.pt.sha256")
     tmp.replace(d / "last.pt")
-    _atomic_write(d / "last.pt.sha256", digest.encode())
+    atomic_write(d / "last.pt.sha256", digest.encode())
 
 
 def has_checkpoint(job_dir: Path) -> bool:

@@ -24,9 +24,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from si.malloc import tune_malloc
-from si.train.jobdir import JobLock, has_checkpoint, load_checkpoint, save_checkpoint, settle_config
-from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line
 from si.train.a3c import A3C, worker_config
+from si.train.jobdir import JobLock, atomic_write, has_checkpoint, load_checkpoint, save_checkpoint, settle_config
+from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line
 from si.train.trainer import Budget, DivergenceError, Trainer
 
 
@@ -45,9 +45,7 @@ def write_summary(job_dir: Path, **fields: Any) -> None:
     path = job_dir / "summary.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     old.update(fields)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(old, indent=2, default=str))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(old, indent=2, default=str).encode())
 
 
 class _StopRequest:
@@ -215,16 +213,14 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
             _train_a3c(learner, job, stop)
         else:
             _train_sync(learner, job, stop)
-    except DivergenceError as exc:
-        write_summary(job_dir, status="diverged", agent_steps=learner.agent_steps, error=str(exc))
-        print_progress(f"{job_dir}: diverged at {learner.agent_steps:,} agent steps ({exc}); the last good "
-                       f"checkpoint is kept in {job_dir / 'checkpoints'}")
-        if wandb:
-            wandb.finish(exit_code=1)
-        stop.restore()
-        raise
     except BaseException as exc:
-        write_summary(job_dir, status="failed", agent_steps=learner.agent_steps, error=f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, DivergenceError):
+            write_summary(job_dir, status="diverged", agent_steps=learner.agent_steps, error=str(exc))
+            print_progress(f"{job_dir}: diverged at {learner.agent_steps:,} agent steps ({exc}); the last good "
+                           f"checkpoint is kept in {job_dir / 'checkpoints'}")
+        else:
+            write_summary(job_dir, status="failed", agent_steps=learner.agent_steps,
+                          error=f"{type(exc).__name__}: {exc}")
         if wandb:
             wandb.finish(exit_code=1)
         stop.restore()

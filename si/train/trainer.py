@@ -87,7 +87,7 @@ class Accumulator:
     def add_table(self, key: str, counts: Tensor) -> None:
         self.tables[key] = self.tables[key] + counts if key in self.tables else counts
 
-    def merge(self, other: "Accumulator") -> None:
+    def merge(self, other: Accumulator) -> None:
         """Add another accumulator's sums, counts, episodes and tables (A3C workers' metrics)."""
         for key, value in other.sums.items():
             self.add(key, value, other.counts[key])
@@ -413,8 +413,10 @@ class Trainer:
             if not bool(torch.isfinite(loss) & torch.isfinite(norms).all()):
                 raise DivergenceError(f"non-finite loss {loss.item():.3g} or gradient norms {norms.tolist()}")
             self.optimizer.step()
-            bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
-            if bad:
+            params = dict(self.model.named_parameters())
+            finite = torch.stack([torch.isfinite(p).all() for p in params.values()])
+            if not bool(finite.all()):  # one host sync per update; the names only when it fails
+                bad = [name for name, ok in zip(params, finite.tolist()) if not ok]
                 raise DivergenceError(f"non-finite weights after the update: {', '.join(bad)}")
         stats.update({f"grad_norm_agent_{i}": v for i, v in enumerate(norms.tolist())})
         return stats
@@ -441,7 +443,7 @@ class Trainer:
             senders = slice(0, self.k) if self.source == "action" else slice(None)
             c = infl.sum(-1)[..., senders]  # (T, B, K)
             acc.add("influence_mean", c.sum().item(), c.numel())
-            acc.add("influential_moment_frac", M.influential_moments(c.flatten(0, 1)).float().sum().item(), c.numel())
+            acc.add("influential_moment_frac", M.influential_moments(c).float().sum().item(), c.numel())
             pair = infl.sum((0, 1)).cpu()
             for k in range(self.n):
                 for j in range(self.n):
