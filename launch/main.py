@@ -49,6 +49,16 @@ def pin_local_gpu(job_num: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(job_num % count)
 
 
+def remove_submitit_template_folder(submitit_folder: str | None) -> None:
+    """Remove the empty ``.submitit/%j`` folder: submitit's executors create their folder
+    template literally before any job id exists, and each job writes to its own id's folder."""
+    if submitit_folder and "%j" in submitit_folder:
+        try:
+            Path(submitit_folder).rmdir()
+        except OSError:  # already removed by another job, or not empty
+            pass
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
@@ -62,6 +72,7 @@ def main(cfg: DictConfig) -> None:
     job_dir = Path(hc.runtime.output_dir)
     if multirun:
         pin_local_gpu(hc.job.num)
+        remove_submitit_template_folder(hc.launcher.get("submitit_folder"))
         if cfg.threads == 0 and hc.launcher.get("cpus_per_task"):
             cfg.threads = int(hc.launcher.cpus_per_task)
     else:

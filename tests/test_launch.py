@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from si.train.logging import run_id
+from wandb_records import history, run_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small but real: the full Harvest map, 100-step episodes, 4 envs, 2,000 agent steps.
@@ -72,6 +73,7 @@ def test_used_by_sweep_runs_every_job_through_submitit_local(tmp_path):
     for job in jobs:
         assert json.loads((job / "summary.json").read_text())["status"] == "complete"
         assert len(metrics(job)) == 5
+    assert not (sweep / ".submitit" / "%j").exists(), "no empty submitit template folder"
     a, b = metrics(jobs[0]), metrics(jobs[1])
     assert not a["collective_reward"].equals(b["collective_reward"]), "seeds must differ"
     # analysis reads the real sweep folders
@@ -119,3 +121,21 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, sig, uninterrupted
     assert list(got["agent_steps"]) == list(uninterrupted["agent_steps"]), "no duplicated or missing rows"
     pd.testing.assert_frame_equal(got.drop(columns=TIMING), uninterrupted.drop(columns=TIMING))
     assert json.loads((job / "summary.json").read_text())["status"] == "complete"
+
+
+def test_wandb_history_after_sigkill_holds_every_metrics_row(tmp_path):
+    """Rows W&B had not flushed when the job was killed are logged again from metrics.csv."""
+    job = tmp_path / "job"
+    args = ["reward=extrinsic", "env=harvest", *FAST, f"hydra.run.dir={job}"]
+    proc = launch(*args, wait=False)
+    _wait_for(job / "checkpoints" / "last.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=120)
+    launch(*args)
+    files = run_files(job)
+    assert len(files) == 2, files
+    rows = {r["_step"]: r for r in history(files[-1])}
+    df = metrics(job)
+    assert sorted(rows) == list(df["agent_steps"]), "the newest offline run file holds the whole history"
+    for _, row in df.iterrows():
+        assert rows[int(row["agent_steps"])]["collective_reward"] == pytest.approx(row["collective_reward"])

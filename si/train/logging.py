@@ -41,11 +41,8 @@ class MetricsTable:
 
     def last_row(self) -> dict[str, float]:
         """The last metrics row as numbers (empty when the table has no rows)."""
-        if self.columns is None:
-            return {}
-        with self.path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        return {k: float(v) if v else math.nan for k, v in rows[-1].items()} if rows else {}
+        rows = self.rows()
+        return rows[-1] if rows else {}
 
     def _bad(self, what: str) -> JobFolderError:
         return JobFolderError(f"{self.path}: {what}; repair the file, or delete the job folder to start the job again")
@@ -68,6 +65,12 @@ class MetricsTable:
             if row["agent_steps"] == "":
                 raise self._bad(f"line {line} has no agent_steps")
         return rows
+
+    def rows(self) -> list[dict[str, float]]:
+        """Every data row as numbers (empty cells → NaN), checked as in :meth:`check`."""
+        if self.columns is None:
+            return []
+        return [{k: float(v) if v else math.nan for k, v in r.items()} for r in self._rows()]
 
     def check(self, interval: int) -> None:
         """``agent_steps`` strictly increasing with no gap wider than one logging ``interval``."""
@@ -126,6 +129,21 @@ class WandbLogger:
             self.run.log(clean, step=int(row["agent_steps"]))
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
+
+    def catch_up(self, table: MetricsTable) -> int:
+        """Log the ``metrics.csv`` rows W&B may lack; return how many were logged.
+
+        Rows logged between W&B's last flush and a SIGKILL never reach W&B. An online run
+        resumed by id starts at the server's next step, so the rows from that step on are
+        sent again; a new offline run file starts at step 0 and so receives the whole history
+        (the newest offline file of a job is complete: sync it).
+        """
+        if self.run is None:
+            return 0
+        rows = [r for r in table.rows() if r["agent_steps"] >= self.run.step]
+        for row in rows:
+            self.log(row)
+        return len(rows)
 
     def finish(self, exit_code: int = 0) -> None:
         if self.run is None:

@@ -206,6 +206,7 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
     if lc.backend == "wandb":
         wandb = WandbLogger(job_dir, OmegaConf.to_container(cfg, resolve=True), cfg.run_name, group or cfg.run_name,
                             lc.project, lc.entity, list(lc.tags), lc.mode)
+        wandb.catch_up(table)
     job = _Job(cfg, job_dir, table, wandb, trainer.budget.agent_steps, wall0)
     stop = _StopRequest()
     try:

@@ -1,0 +1,55 @@
+"""Read W&B offline run files (``run-<id>.wandb``) back, for tests: the records are protobuf
+``wandb_internal_pb2.Record`` messages in W&B's LevelDB-style log (a 7-byte header, 32 KiB blocks,
+each record chunk with a 7-byte header: CRC32, little-endian length, type FULL/FIRST/MIDDLE/LAST)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any, Iterator
+
+from wandb.proto import wandb_internal_pb2
+
+BLOCK = 32 * 1024
+HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def records(path: Path) -> Iterator[wandb_internal_pb2.Record]:
+    """Every record of one offline run file, in the order written."""
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    pos, chunks = HEADER, b""
+    while pos + HEADER <= len(data):
+        if BLOCK - pos % BLOCK < HEADER:  # block trailer: zero padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        if kind == 0 and length == 0:
+            break
+        chunks += data[pos + HEADER:pos + HEADER + length]
+        pos += HEADER + length
+        if kind in (FULL, LAST):
+            rec = wandb_internal_pb2.Record()
+            rec.ParseFromString(chunks)
+            chunks = b""
+            yield rec
+
+
+def history(path: Path) -> list[dict[str, Any]]:
+    """The logged history rows: ``{"_step": step, key: value, ...}``."""
+    rows = []
+    for rec in records(path):
+        if rec.WhichOneof("record_type") == "history":
+            row = {"_step": rec.history.step.num}
+            for item in rec.history.item:
+                key = item.key or "/".join(item.nested_key)
+                row[key] = json.loads(item.value_json)
+            rows.append(row)
+    return rows
+
+
+def run_files(job_dir: Path) -> list[Path]:
+    """A job's offline run files, oldest first (one per process that ran the job)."""
+    return sorted(job_dir.glob("wandb/offline-run-*/run-*.wandb"))
