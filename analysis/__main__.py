@@ -15,6 +15,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("sweeps", nargs="*", help="sweep or job folders, searched recursively for .hydra/config.yaml")
     p.add_argument("--out", required=True, type=Path, help="output folder (tables/, figures/, report.md)")
     p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the online runs of this W&B project")
+    p.add_argument("--wandb-log", metavar="[ENTITY/]PROJECT",
+                   help="also log the tables and figures as one W&B run (job type analysis; offline unless "
+                        "WANDB_MODE=online)")
     p.add_argument("--keep-harvest-failures", action="store_true",
                    help="keep Harvest seeds in which some agent failed to learn to collect apples (default: "
                         "excluded, as in the paper §10.5.3; they are listed in the report either way)")
@@ -57,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {report}")
+    if args.wandb_log:
+        from analysis.to_wandb import publish
+
+        print(f"W&B run {publish(args.out, args.wandb_log)} (job type analysis) in {args.wandb_log}")
     return 0
 
 

@@ -123,7 +123,7 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 #: existed group together (and keep their setting ids).
 DEFAULTED_KEYS: dict[str, Any] = {
     "optim.optimizer": "adam", "optim.rmsprop_alpha": 0.99, "optim.rmsprop_eps": 0.1, "optim.workers": 0,
-    "optim.envs_per_worker": 8,
+    "optim.envs_per_worker": 8, "model.cudagraphs": False,
 }
 
 

@@ -100,13 +100,16 @@ def train_throughput(num_envs: int, iters: int, rewards: list[str]) -> dict[str,
     need_cuda()
     register_configs()
     rows = []
-    for compiled in (False, True):
-        extra = ["env.compile=true", "model.compile=true"] if compiled else []
+    compiled = ["env.compile=true", "model.compile=true"]
+    modes = [("eager", []), ("compiled", compiled)]
+    if DEVICE == "cuda":
+        modes.append(("cudagraphs", [*compiled, "model.cudagraphs=true"]))
+    for mode, extra in modes:
         base = None
         for reward in rewards:
             rate, _, _ = train_bench.measure(reward, "harvest", num_envs, iters, DEVICE, extra)
             base = rate if reward == "extrinsic" else base
-            rows.append({"reward": reward, "compiled": compiled, "env_steps_per_s": rate,
+            rows.append({"reward": reward, "mode": mode, "env_steps_per_s": rate,
                          "vs_a3c": base / rate if base else None})
     a3c = max(r["env_steps_per_s"] for r in rows if r["reward"] == "extrinsic")
     worst = max((r["vs_a3c"] for r in rows if r["reward"] != "extrinsic" and r["vs_a3c"]), default=None)

@@ -35,6 +35,9 @@ def check_device(cfg: DictConfig) -> None:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' is invalid here: torch.cuda.is_available() is False on this machine; "
                           "use device=auto or device=cpu, or launcher=slurm with a GPU partition")
+    if cfg.model.cudagraphs and not torch.cuda.is_available():
+        raise ConfigError("model.cudagraphs=true is invalid here: torch.cuda.is_available() is False on this "
+                          "machine; CUDA graphs need a GPU (model.cudagraphs=false on CPU)")
 
 
 def validate_overrides(overrides: list[str], local: bool) -> None:

@@ -63,6 +63,7 @@ class ModelConfig:
     comm_embedding: int = 32
     moa: bool = False
     compile: bool = False
+    cudagraphs: bool = False
 
 
 @dataclass
@@ -129,6 +130,8 @@ class LoggerConfig:
     entity: str | None = None
     tags: list[str] = field(default_factory=list)
     progress_every_s: float = 10.0
+    video_every: int = 0
+    video_steps: int = 100
 
 
 @dataclass
@@ -177,8 +180,15 @@ def validate(cfg: DictConfig | Config) -> None:
         _check(c.optim.envs_per_worker >= 1, "optim.envs_per_worker", c.optim.envs_per_worker, ">= 1")
         _check(c.device != "cuda", "device", c.device, "cpu or auto with optim=a3c (A3C workers run on CPU)")
     _choice("device", c.device, DEVICES)
+    if c.model.cudagraphs:
+        _check(c.device != "cpu", "model.cudagraphs", True, "false with device=cpu (CUDA graphs need a GPU)")
+        _check(c.optim.algo != "a3c", "model.cudagraphs", True, "false with optim=a3c (A3C workers run on CPU)")
     _choice("logger.backend", c.logger.backend, LOGGER_BACKENDS)
     _choice("logger.mode", c.logger.mode, WANDB_MODES)
+    _check(c.logger.video_every >= 0, "logger.video_every", c.logger.video_every, ">= 0 (0 = no videos)")
+    _check(c.logger.video_steps >= 1, "logger.video_steps", c.logger.video_steps, ">= 1")
+    _check(not (c.logger.video_every and c.optim.algo == "a3c"), "logger.video_every", c.logger.video_every,
+           "0 with optim=a3c (videos come from the synchronous learner's env)")
     n = c.env.num_agents
     _check(n >= 1, "env.num_agents", n, ">= 1")
     try:

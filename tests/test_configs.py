@@ -87,6 +87,8 @@ def test_experiment_then_budget_override_keeps_the_command_line_budget():
         (["reward=comm", "model.vocab=1"], "model.vocab"),
         (["reward=influence", "reward.divergence=cosine"], "reward.divergence"),
         (["device=tpu"], "device"),
+        (["device=cpu", "model.cudagraphs=true"], "model.cudagraphs"),
+        (["optim=a3c", "model.cudagraphs=true"], "model.cudagraphs"),
     ],
 )
 def test_bad_values_raise_one_line_naming_the_key(overrides, key):

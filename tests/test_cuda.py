@@ -26,7 +26,7 @@ def trainer(reward: str, device: str) -> Trainer:
                                            "budget.num_envs=8", "logger=none"])
     OmegaConf.resolve(cfg)
     t = Trainer(cfg)
-    t._sample = lambda logits: logits.argmax(-1)  # the same actions on both devices
+    t._sample = lambda logits, stream: logits.argmax(-1)  # the same actions on both devices
     return t
 
 
@@ -39,3 +39,19 @@ def test_forward_and_influence_agree_between_cpu_and_cuda(reward: str) -> None:
     for key in ("logits", "values", "influence"):
         if key in a:
             torch.testing.assert_close(b[key].cpu(), a[key], atol=1e-4, rtol=1e-3, msg=key)
+
+
+@pytest.mark.parametrize("reward", ["extrinsic", "influence", "moa_influence"])
+def test_cudagraph_rollouts_equal_eager_rollouts(reward: str) -> None:
+    """``model.cudagraphs``: the acting step replayed as a CUDA graph gives the eager rollout
+    (inductor's fused kernels: same tolerance as across devices; argmax actions)."""
+    eager, graphed = trainer(reward, OTHER), trainer(reward, OTHER)
+    graphed.step_fn = graphed._graphed_step()
+    for _ in range(3):  # the first call records; later ones replay
+        a, b = eager.collect(), graphed.collect()
+        eager.update(a)
+        graphed.update(b)
+        assert torch.equal(a["actions"], b["actions"])
+        for key in ("logits", "values", "rewards", "influence"):
+            if key in a:
+                torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-3)

@@ -40,7 +40,8 @@ def metrics(job: Path) -> pd.DataFrame:
 
 def test_single_run_writes_job_folder_contract_and_wandb_offline(tmp_path):
     job = tmp_path / "run"
-    proc = launch("reward=influence", "env=harvest", *FAST, f"hydra.run.dir={job}")
+    proc = launch("reward=influence", "env=harvest", *FAST, "logger.video_every=2", "logger.video_steps=5",
+                  f"hydra.run.dir={job}")
     cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
     assert cfg["env"]["name"] == "harvest" and cfg["reward"]["name"] == "influence"
     assert cfg["run_name"] == "harvest-influence-s0", "config.yaml must be resolved"
@@ -58,6 +59,12 @@ def test_single_run_writes_job_folder_contract_and_wandb_offline(tmp_path):
     offline = list((job / "wandb").glob("offline-run-*"))
     assert offline and any(offline[0].glob("*.wandb")), "W&B offline run files must be written"
     assert offline[0].name.endswith(run_id(job)), "the W&B id is derived from the job so requeues resume it"
+    rows = history(run_files(job)[0])
+    videos = [r["_step"] for r in rows if "video" in r]
+    assert videos == [1200, 2000], "a video recorded after rows 2 and 4 is logged with the next row"
+    assert all(r["video"]["_type"] == "video-file" for r in rows if "video" in r)
+    assert len(list(offline[0].glob("files/media/videos/*.gif"))) == 2
+    assert sorted(p.name for p in (job / "videos").glob("*.gif")) == ["steps_1200.gif", "steps_2000.gif"]
     from analysis.runs import load_run
 
     assert summary["wandb_group"] == f"harvest-influence-{load_run(job).setting_id}", "one setting id in W&B and reports"
@@ -78,7 +85,8 @@ def test_used_by_sweep_runs_every_job_through_submitit_local(tmp_path):
     assert not a["collective_reward"].equals(b["collective_reward"]), "seeds must differ"
     # analysis reads the real sweep folders
     out = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "-m", "analysis", str(sweep), "--out", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "analysis", str(sweep), "--out", str(out),
+                           "--keep-harvest-failures"], cwd=ROOT,  # 2,000-step agents may collect ≤ 5 apples
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (out / "report.md").read_text()
@@ -132,8 +140,7 @@ def test_wandb_history_after_sigkill_holds_every_metrics_row(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=120)
     launch(*args)
-    files = run_files(job)
-    assert len(files) == 2, files
+    files = run_files(job)  # the killed process's file may be missing or cut short
     rows = {r["_step"]: r for r in history(files[-1])}
     df = metrics(job)
     assert sorted(rows) == list(df["agent_steps"]), "the newest offline run file holds the whole history"

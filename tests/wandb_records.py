@@ -42,10 +42,13 @@ def history(path: Path) -> list[dict[str, Any]]:
     rows = []
     for rec in records(path):
         if rec.WhichOneof("record_type") == "history":
-            row = {"_step": rec.history.step.num}
+            row: dict[str, Any] = {"_step": rec.history.step.num}
             for item in rec.history.item:
-                key = item.key or "/".join(item.nested_key)
-                row[key] = json.loads(item.value_json)
+                path = [item.key] if item.key else list(item.nested_key)
+                node = row
+                for part in path[:-1]:  # media values arrive as one item per field
+                    node = node.setdefault(part, {})
+                node[path[-1]] = json.loads(item.value_json)
             rows.append(row)
     return rows
 
@@ -53,3 +56,13 @@ def history(path: Path) -> list[dict[str, Any]]:
 def run_files(job_dir: Path) -> list[Path]:
     """A job's offline run files, oldest first (one per process that ran the job)."""
     return sorted(job_dir.glob("wandb/offline-run-*/run-*.wandb"))
+
+
+def summary(path: Path) -> dict[str, Any]:
+    """The run summary after the last record (later updates win)."""
+    out: dict[str, Any] = {}
+    for rec in records(path):
+        if rec.WhichOneof("record_type") == "summary":
+            for item in rec.summary.update:
+                out[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return out

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from si.envs.maps import check_rows
 from si.envs.movement import resolve_moves
+from si.envs.rng import seed_keys, uniforms
 
 ENV_VERSION = "1"
 VIEW = 7
@@ -81,19 +82,7 @@ class StepOut:
     actions: Tensor  # int64 (B, N), the actions just executed (STAY after a reset)
     visible: Tensor  # bool (B, N, N), visible[b, k, j]: j inside k's view
     stats: dict[str, Tensor] = field(default_factory=dict)  # float32 counters, see docs/envs.md
-
-
-def _mix32(x: Tensor) -> Tensor:
-    """lowbias32 integer hash (C. Wellons) on int32 tensors read as uint32.
-
-    int32 products wrap modulo 2**32 and shifts are made logical by masking, identically on CPU
-    and CUDA, so the same counter gives the same bits on every device.
-    """
-    x = x ^ ((x >> 16) & 0xFFFF)
-    x = x * 0x7FEB352D
-    x = x ^ ((x >> 15) & 0x1FFFF)
-    x = x * -0x7B935975  # 0x846CA68B as int32
-    return x ^ ((x >> 16) & 0xFFFF)
+    all_done: bool = False  # every env's episode ended at this step (one shared horizon): done.all()
 
 
 def _take(src: Tensor, idx: Tensor) -> Tensor:
@@ -106,12 +95,6 @@ def _take(src: Tensor, idx: Tensor) -> Tensor:
     if torch.compiler.is_compiling():
         return src[idx]
     return src.index_select(0, idx.view(-1)).view(idx.shape)
-
-
-def _i32(v: int) -> int:
-    """``v`` modulo 2**32 as a signed int32 value."""
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v >= 1 << 31 else v
 
 
 class GridWorld:
@@ -250,22 +233,13 @@ class GridWorld:
             )
 
     def _seed_keys(self, seed: int) -> None:
-        ids = self._env_ids.to(torch.int32) * _i32(0x9E3779B9)
-        lo = _mix32(torch.tensor(_i32(seed), dtype=torch.int32, device=self.device))
-        hi = _mix32(torch.tensor(_i32((seed >> 32) ^ 0x5BD1E995), dtype=torch.int32, device=self.device))
-        self._key = _mix32(_mix32(ids + lo) ^ hi)
+        self._key = seed_keys(seed, self.num_envs, self.device)
         self._ctr.zero_()
 
     def uniform(self, stream: int, k: int) -> Tensor:
-        """``(B, k)`` float32 uniforms in [0, 1) for draw ``stream`` of the current counter.
-
-        Counter-based: bits depend only on (env seed key, step counter, stream, index), so they are
-        identical on CPU and CUDA and the whole generator state is ``(_key, _ctr)``.
-        """
-        head = _mix32(self._key ^ _mix32(self._ctr * _i32(0x27D4EB2F) + _i32(stream * 0x165667B1)))
-        idx = torch.arange(k, dtype=torch.int32, device=self.device) * _i32(0x9E3779B9)
-        bits = _mix32(head[:, None] + idx)
-        return ((bits >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))
+        """``(B, k)`` float32 uniforms in [0, 1) for draw ``stream`` of the current step counter
+        (si.envs.rng: the whole generator state is ``(_key, _ctr)``, identical on CPU and CUDA)."""
+        return uniforms(self._key, self._ctr, stream, k)
 
     def cell_id(self, row: int, col: int) -> int:
         """Flat padded id of map cell (row, col); the inverse of :meth:`rows_cols`."""
@@ -327,6 +301,7 @@ class GridWorld:
             reward=reward,
             done=flag if done else ~flag,
             first=flag,
+            all_done=done,
             actions=self.prev_actions.clone(),
             visible=self._visible(),
             stats=stats if stats is not None else self._zero_stats(),
@@ -366,7 +341,16 @@ class GridWorld:
         """One transition of every env (order of ME.step): turns and moves, eating, beams and
         special actions in random agent order, spawning, then observations. Auto-resets at the horizon."""
         self.check_actions(actions)
-        reward, stats, obs, visible = self._advance(actions)
+        return self.end_step(*self.transition(actions))
+
+    def transition(self, actions: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor]:
+        """The state update of :meth:`step` without its checks and episode bookkeeping: pure
+        tensor work (compiled by :meth:`compile`) returning reward, stats, observations and
+        visibility; follow it with :meth:`end_step`."""
+        return self._advance(actions)
+
+    def end_step(self, reward: Tensor, stats: dict[str, Tensor], obs: Tensor, visible: Tensor) -> StepOut:
+        """Count the step and auto-reset at the horizon (a Python decision: no host sync)."""
         self.t += 1
         if self.t >= self.horizon:
             self._reset_state()

@@ -61,15 +61,15 @@ def eval_trainer(cfg: DictConfig, model_state: dict[str, Tensor], episodes: int,
 
 
 class StepHook:
-    """Delegates to an env and calls ``callback(out)`` after every ``step`` (``collect`` itself
-    keeps only episode totals)."""
+    """Delegates to an env and calls ``callback(out)`` after every step (``collect`` itself keeps
+    only episode totals; it steps with ``transition`` then ``end_step``, which returns the StepOut)."""
 
     def __init__(self, env: GridWorld, callback: Callable[[StepOut], None]):
         self._env = env
         self._callback = callback
 
-    def step(self, actions: Tensor) -> StepOut:
-        out = self._env.step(actions)
+    def end_step(self, *transition: Any) -> StepOut:
+        out = self._env.end_step(*transition)
         self._callback(out)
         return out
 

@@ -55,13 +55,13 @@ def symbol_influence(
     """
     n = model.num_agents
     everyone = torch.arange(n, device=gates.device)
-    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=gates.device)
-    others = everyone.expand(n, n)[off_diagonal].view(n, n - 1)  # (N, N-1): every listener j ≠ k
+    slot = torch.arange(n - 1, device=gates.device)
+    others = slot + (slot >= everyone[:, None]).long()  # (N, N-1): every listener j ≠ k, in order
     p_cf = model.counterfactual_policy(gates, c, "message_in", everyone, prev_symbols, others)
     m = _pairwise(p_cf, prev_symbol_probs, prev_symbols, measure, actions[:, others])  # (B, N, N-1)
-    out = m.new_zeros(m.shape[0], n, n)
-    out[:, off_diagonal] = m.flatten(1)  # row-major, the order of ``others``
-    return out
+    out = m.new_zeros(m.shape[0], n * n)
+    out[:, (everyone[:, None] * n + others).flatten()] = m.flatten(1)  # integer indices: no nonzero
+    return out.view(-1, n, n)
 
 
 @torch.no_grad()

@@ -36,7 +36,8 @@ CHECKPOINTS = Path("checkpoints")
 #: and logging. Prefixes end with a dot.
 FREE_KEYS: tuple[str, ...] = (
     "budget.agent_steps", "budget.checkpoint_every", "budget.checkpoint_every_s", "logger.", "threads",
-    "tune_malloc", "device", "env.compile", "model.compile", "allow_config_change",
+    "tune_malloc", "device", "env.compile", "model.compile", "model.cudagraphs",
+    "allow_config_change",
 )
 
 
@@ -71,11 +72,12 @@ class JobLock:
             self._fd = None
 
 
-def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_config(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"reward": {"name": x}}`` → ``{"reward.name": x}`` (config diffs; W&B configs the UI groups by)."""
     out: dict[str, Any] = {}
     for key, value in cfg.items():
         if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flat_config(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -87,7 +89,7 @@ def _free(key: str) -> bool:
 
 def config_changes(started: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Every dotted key whose value differs, with its (started, now) values."""
-    a, b = _flat(started), _flat(now)
+    a, b = flat_config(started), flat_config(now)
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from si.train.jobdir import JobFolderError
+from si.train.jobdir import JobFolderError, flat_config
 
 
 class MetricsTable:
@@ -95,6 +95,19 @@ class MetricsTable:
         return len(rows)
 
 
+SUMMARIES: dict[str, str] = {
+    "collective_reward": "last,max", "equality_weighted_reward": "last,max", "gini": "last",
+    "influence_mean": "last,max", "influential_moment_frac": "last", "fires": "last", "hits": "last",
+}
+"""W&B summaries of the metrics a reader compares runs by (final and best; Table 4 is computed
+by ``analysis`` from the last 50 logged points, not from these)."""
+
+
+def sweep_name(job_dir: Path) -> str | None:
+    """The sweep folder's name when ``job_dir`` is a job of a Hydra sweep (its ``multirun.yaml``)."""
+    return job_dir.parent.name if (job_dir.parent / "multirun.yaml").exists() else None
+
+
 def run_id(job_dir: Path) -> str:
     """Deterministic W&B run id of a job: a requeued or re-run job resumes the same W&B run."""
     return hashlib.sha1(str(job_dir.resolve()).encode()).hexdigest()[:16]
@@ -106,14 +119,20 @@ class WandbLogger:
     def __init__(self, job_dir: Path, cfg_dict: dict[str, Any], name: str, group: str, project: str,
                  entity: str | None, tags: list[str], mode: str):
         self.run = None
+        sweep = sweep_name(job_dir)
         try:
             import wandb
 
             self.run = wandb.init(
-                project=project, entity=entity, name=name, group=group, tags=tags, mode=mode,
-                id=run_id(job_dir), resume="allow", dir=str(job_dir), config=cfg_dict,
+                project=project, entity=entity, name=name, group=group, job_type=cfg_dict["env"]["name"],
+                tags=[*tags, *([f"sweep:{sweep}"] if sweep else [])], mode=mode, id=run_id(job_dir),
+                resume="allow", dir=str(job_dir), config={**flat_config(cfg_dict), "sweep": sweep},
                 settings=wandb.Settings(silent=True, console="off"),
             )
+            self.run.define_metric("agent_steps", hidden=True)
+            self.run.define_metric("*", step_metric="agent_steps")  # x-axis: env steps (docs/design.md, Units)
+            for metric, ops in SUMMARIES.items():
+                self.run.define_metric(metric, step_metric="agent_steps", summary=ops)
         except Exception as exc:  # noqa: BLE001 — logging must never stop training
             self._fail(exc)
 
@@ -127,6 +146,17 @@ class WandbLogger:
         try:
             clean = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
             self.run.log(clean, step=int(row["agent_steps"]))
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def log_video(self, gif: Path, agent_steps: int) -> None:
+        """A trajectory video (a GIF file) at ``agent_steps``."""
+        if self.run is None:
+            return
+        try:
+            import wandb
+
+            self.run.log({"video": wandb.Video(str(gif), format="gif")}, step=agent_steps)
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 

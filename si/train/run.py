@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from si.envs.render import save_video
 from si.malloc import tune_malloc
 from si.train.a3c import A3C, worker_config
 from si.train.jobdir import JobLock, atomic_write, has_checkpoint, load_checkpoint, save_checkpoint, settle_config
@@ -123,6 +124,18 @@ class _Job:
             print_progress(f"[{self.cfg.run_name}] " + progress_line(row, self.total, eta))
             self.last_print = now
 
+    def video(self, trainer: Trainer, row_number: int) -> None:
+        """Log the video recorded since the last row; start one every ``logger.video_every`` rows."""
+        every = self.cfg.logger.video_every
+        if not (self.wandb and every):
+            return
+        if trainer.video:
+            (gif,) = save_video(trainer.video, self.job_dir / "videos" / f"steps_{trainer.agent_steps}.gif")[:1]
+            self.wandb.log_video(gif, trainer.agent_steps)
+            trainer.video = None
+        if row_number % every == 0:
+            trainer.record_video(self.cfg.logger.video_steps)
+
     def checkpoint(self, state: dict[str, Any], now: float) -> None:
         save_checkpoint({"trainer": state, "wall_time_s": self.elapsed(now)}, self.job_dir)
         self.last_ckpt = now
@@ -144,6 +157,7 @@ def _train_sync(trainer: Trainer, job: _Job, stop: _StopRequest) -> None:
             row = trainer.log_row(job.elapsed(now), now - t_last, trainer.agent_steps - steps_last)
             t_last, steps_last = now, trainer.agent_steps
             job.emit(row, now, trainer.done)
+            job.video(trainer, it // b.log_every_iters)
             if it % b.checkpoint_every_iters == 0 or trainer.done:
                 job.checkpoint(trainer.state_dict(), now)
         if (stop.signum is not None or job.checkpoint_due(now)) and not trainer.done:

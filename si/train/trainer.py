@@ -10,16 +10,20 @@ clipped steps for PPO).  The LSTM state is carried across rollouts and reset whe
 
 from __future__ import annotations
 
+import warnings
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from si import metrics as M
 from si.config import PAPER_AGENT_STEPS
 from si.envs import make_env
+from si.envs.render import frame
 from si.models import ActorCritic
 from si.models.actor_critic import PolicyOut, State
 from si.models.stacked import softmax
@@ -27,6 +31,7 @@ from si.rewards.influence import curriculum_weight
 from si.rewards.intrinsic import action_influence, moa_influence, symbol_influence
 from si.rewards.social import collective_reward, inequity_aversion
 from si.train.a2c import actor_critic_loss, clip_grad_per_agent, gae, linear_schedule, log_prob
+from si.train.sampling import CategoricalSampler
 
 EPISODE_STATS = ("fires", "hits", "cleaned", "apples", "box_opened", "released")
 EPISODE_FRACTIONS = ("box_opened", "released")
@@ -135,19 +140,27 @@ class Trainer:
         self.model = model
         self.optimizer = optimizer if optimizer is not None else make_optimizer(list(model.parameters()), oc)
         seed = cfg.seed + 100_003 * stream
-        self.gen = torch.Generator(device=self.device)  # action/symbol sampling
-        self.gen.manual_seed(seed + 1)
+        self.sampler = CategoricalSampler(seed, cfg.budget.num_envs, self.device)
+        """Action and symbol sampling (counter-based: no host sync, same draws on CPU and CUDA)."""
+        self.rcfg = SimpleNamespace(**OmegaConf.to_container(rc, resolve=True))
+        """``cfg.reward`` as plain attributes (read in the compiled acting step)."""
+        self.gamma = float(oc.gamma)
         self.source = rc.influence
         self.k = rc.num_influencers if self.source == "action" else 0
         influence = {"action": action_influence, "symbol": symbol_influence, "moa": moa_influence}.get(self.source)
         self.influence = torch.compile(influence, dynamic=False) if influence and mc.compile else influence
         """The influence function of the reward's source (Eq 1–3, §6), compiled with ``model.compile``."""
+        self.step_fn = self._graphed_step() if mc.cudagraphs else self.act_and_step
+        """:meth:`act_and_step`, eager or captured as a CUDA graph (``model.cudagraphs``)."""
         self.warmup_agents = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         self.warmup_agents[list(oc.warmup_agents)] = True
         """Agents that act uniformly at random, with an untrained policy, during the warm-up."""
         self._warmup_until = oc.warmup_steps if oc.warmup_agents else 0
         self.iteration = 0
         self.episodes = 0
+        self.video: list[np.ndarray] | None = None
+        """Frames of env 0 while a video is being recorded (:meth:`record_video`), else None."""
+        self._video_steps = 0
         self.acc = Accumulator()
         self._reset_carry(self.env.reset(seed=seed))
 
@@ -197,9 +210,8 @@ class Trainer:
             return oc.entropy
         return linear_schedule(oc.entropy, oc.entropy_end, self.progress)
 
-    def _sample(self, logits: Tensor) -> Tensor:
-        probs = softmax(logits)
-        return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=self.gen).view(probs.shape[:-1])
+    def _sample(self, logits: Tensor, stream: str) -> Tensor:
+        return self.sampler.sample(softmax(logits), stream)
 
     # ------------------------------------------------------------------ rollout
     @property
@@ -228,38 +240,39 @@ class Trainer:
         base = m.base_gates(feat, state["h"], prev_symbols)
         gates = base + m.action_term(act_in)
         pol, new_state = self._policy_step(gates, state)
-        actions = self._sample(pol.logits)
+        self.sampler.advance()
+        actions = self._sample(pol.logits, "actions")
         rec: dict[str, Tensor] = {}
         if self.source == "action":
             # influencers (0..K-1) act first; influencees see their current actions (Fig 8a)
             act_in[:, k:, :k] = actions[:, None, :k]
             gates = base + m.action_term(act_in)
             pol_j, new_state = self._policy_step(gates, state)
-            actions[:, k:] = self._sample(pol_j.logits[:, k:])
+            actions[:, k:] = self._sample(pol_j.logits[:, k:], "influencee_actions")
             if influence:
                 probs_k = softmax(pol.logits[:, :k])
-                rec["influence"] = self.influence(m, gates, state["c"], actions, probs_k, k, self.cfg.reward.divergence)
+                rec["influence"] = self.influence(m, gates, state["c"], actions, probs_k, k, self.rcfg.divergence)
             pol.logits = torch.cat([pol.logits[:, :k], pol_j.logits[:, k:]], 1)
             pol.value = torch.cat([pol.value[:, :k], pol_j.value[:, k:]], 1)
         rec.update(act_in=act_in, actions=actions, logits=pol.logits, values=pol.value)
         if m.comm:
-            symbols = self._sample(pol.comm_logits)
+            symbols = self._sample(pol.comm_logits, "symbols")
             rec.update(symbols=symbols, prev_symbols=prev_symbols, comm_values=pol.comm_value, comm_logits=pol.comm_logits)
             if self.source == "symbol" and influence:
-                infl = self.influence(m, gates, state["c"], prev_symbols, c["prev_symbol_probs"], actions, self.cfg.reward.divergence)
+                infl = self.influence(m, gates, state["c"], prev_symbols, c["prev_symbol_probs"], actions, self.rcfg.divergence)
                 rec["influence"] = infl * (~first)[:, None, None]
         if m.moa:
             mg = m.moa_gates(moa_feat, state["moa_h"], actions)
             if self.source == "moa" and influence:
-                vis = c["visible"] if self.cfg.reward.only_visible else None
+                vis = c["visible"] if self.rcfg.only_visible else None
                 probs = softmax(pol.logits)
-                rec["influence"] = self.influence(m, mg, state["moa_c"], actions, probs, vis, self.cfg.reward.divergence)
+                rec["influence"] = self.influence(m, mg, state["moa_c"], actions, probs, vis, self.rcfg.divergence)
             new_state = m.moa_step(mg, new_state)
         return rec, new_state
 
     def _shape_rewards(self, e: Tensor, influence: Tensor | None, beta: float) -> tuple[Tensor, Tensor | None]:
         """Rewards of the env policy and of the comm policy: r = α·e + β·c (Eq 1–2) and variants."""
-        rc = self.cfg.reward
+        rc = self.rcfg
         if influence is not None and rc.clip > 0:
             influence = influence.clamp(-rc.clip, rc.clip)
         c = influence.sum(-1) if influence is not None else None  # c_k = Σ_j
@@ -267,7 +280,7 @@ class Trainer:
             return collective_reward(e, rc.eta), None
         if rc.name == "inequity_aversion":
             u, self.carry["ia_smoothed"] = inequity_aversion(
-                e, self.carry["ia_smoothed"], rc.ia_alpha, rc.ia_beta, self.cfg.optim.gamma, rc.ia_lambda
+                e, self.carry["ia_smoothed"], rc.ia_alpha, rc.ia_beta, self.gamma, rc.ia_lambda
             )
             return u, None
         if self.source == "symbol":
@@ -283,26 +296,60 @@ class Trainer:
         return e, comm_r
 
     @torch.no_grad()
+    def act_and_step(self, c: dict[str, Tensor], state: dict, beta: Tensor) -> tuple[dict, dict, tuple]:
+        """One env step of every agent in every env: policy forward, sampling, influence
+        (Eq 1–3, §6), the env transition, reward shaping (Eq 1–2 and variants) and the episode
+        sums in ``c``. Pure tensor work with no host sync and no branch on tensor values, so it
+        compiles as one graph (``fullgraph=True``; ``model.cudagraphs`` captures it on CUDA).
+        Returns the step record, the new recurrent state and the transition's (obs, visible, stats)."""
+        rec, state = self._act(c, state)
+        state = {k: v.contiguous() for k, v in state.items()}  # one layout: the graph's inputs next step
+        rec.update(obs=c["obs"], first=c["first"], visible=c["visible"])
+        c["ia_smoothed"] = c["ia_smoothed"] * (~c["first"])[:, None]
+        reward, stats, obs, visible = self.env.transition(rec["actions"])
+        e = reward.float()
+        rec["rewards"], rec["comm_rewards"] = self._shape_rewards(e, rec.get("influence"), beta)
+        rec["extrinsic"] = e
+        c["ep_return"] = c["ep_return"] + e
+        for s in EPISODE_STATS:
+            if s in stats:
+                c[f"ep_{s}"] = c[f"ep_{s}"] + stats[s].float()
+        return rec, state, (reward, stats, obs, visible)
+
+    def _graphed_step(self):
+        """:meth:`act_and_step` compiled as one graph and replayed as a CUDA graph. A replay
+        overwrites the previous replay's outputs, so the step record (kept for the update) is
+        copied out; the carry and env state are only read by the next replay."""
+        graphed = torch.compile(self.act_and_step, fullgraph=True, dynamic=False, mode="reduce-overhead")
+
+        def step(c: dict[str, Tensor], state: dict, beta: Tensor) -> tuple[dict, dict, tuple]:
+            torch.compiler.cudagraph_mark_step_begin()
+            rec, state, transition = graphed(c, state, beta)
+            return {k: v.clone() if isinstance(v, Tensor) else v for k, v in rec.items()}, state, transition
+
+        return step
+
+    @torch.no_grad()
     def collect(self) -> dict[str, Tensor]:
         """Run ``T`` batched env steps; return the rollout as stacked tensors ``(T, B, …)``."""
         T = self.cfg.optim.rollout_len
         beta = self.beta()
+        beta_t = torch.tensor(beta, device=self.device)  # a tensor: one compiled graph for every β
         c = self.carry
-        init_state = self._state()
+        init_state = {k: v.clone() for k, v in self._state().items()}  # kept for the update
         state = init_state
         steps: list[dict[str, Tensor]] = []
         for _ in range(T):
-            rec, state = self._act(c, state)
-            rec.update(obs=c["obs"], first=c["first"], visible=c["visible"])
-            c["ia_smoothed"] = c["ia_smoothed"] * (~c["first"])[:, None]
-            out = self.env.step(rec["actions"])
-            e = out.reward.float()
-            rec["rewards"], rec["comm_rewards"] = self._shape_rewards(e, rec.get("influence"), beta)
-            rec.update(extrinsic=e, dones=out.done)
-            self._track_episodes(e, out)
+            rec, state, transition = self.step_fn(c, state, beta_t)
+            out = self.env.end_step(*transition)
+            rec["dones"] = out.done
+            if self.video is not None and len(self.video) < self._video_steps:
+                self.video.append(frame(self.env, 0))
+            if out.all_done:
+                self._end_episodes()
             c.update(obs=out.obs, prev_actions=out.actions, first=out.first, visible=out.visible)
             if self.model.comm:
-                c.update(prev_symbols=rec["symbols"], prev_symbol_probs=softmax(rec["comm_logits"]))
+                c.update(prev_symbols=rec["symbols"], prev_symbol_probs=softmax(rec["comm_logits"]).contiguous())
             steps.append({k: v for k, v in rec.items() if v is not None})
         for k, v in state.items():
             c[f"state_{k}"] = v
@@ -316,19 +363,18 @@ class Trainer:
             roll["last_comm_value"] = rec["comm_values"]
         return roll
 
-    def _track_episodes(self, e: Tensor, out) -> None:
+    def record_video(self, steps: int) -> None:
+        """Keep a full-map frame of env 0 after each of the next ``steps`` env steps in ``video``."""
+        self.video, self._video_steps = [], steps
+
+    def _end_episodes(self) -> None:
+        """Every env finished its episode (shared horizon): keep the episode sums, zero them."""
         c = self.carry
-        c["ep_return"] += e
-        for s in EPISODE_STATS:
-            if s in out.stats:
-                c[f"ep_{s}"] += out.stats[s].float()
-        if out.done.any():
-            d = out.done
-            row = [c["ep_return"][d]] + [c[f"ep_{s}"][d] for s in EPISODE_STATS]
-            self.acc.episodes.append(torch.stack(row, 1).cpu())  # (E, 1+len(stats), N)
-            self.episodes += int(d.sum())
-            for key in ["ep_return"] + [f"ep_{s}" for s in EPISODE_STATS]:
-                c[key] = c[key] * (~d)[:, None]
+        keys = ["ep_return"] + [f"ep_{s}" for s in EPISODE_STATS]
+        self.acc.episodes.append(torch.stack([c[k] for k in keys], 1).cpu())  # (B, 1+len(stats), N)
+        self.episodes += self.cfg.budget.num_envs
+        for key in keys:
+            c[key] = torch.zeros_like(c[key])
 
     # ------------------------------------------------------------------ learning
     def _unroll(self, roll: dict) -> dict[str, Tensor]:
@@ -514,7 +560,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "env": self.env.state_dict(),
-            "gen": self.gen.get_state(),
+            "sampler": self.sampler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "carry": dict(self.carry),
             "iteration": self.iteration,
@@ -526,7 +572,11 @@ class Trainer:
         self.model.load_state_dict(sd["model"])
         self.optimizer.load_state_dict(sd["optimizer"])
         self.env.load_state_dict(sd["env"])
-        self.gen.set_state(sd["gen"])
+        if "sampler" in sd:
+            self.sampler.load_state_dict(sd["sampler"])
+        else:  # written before counter-based sampling (torch.Generator state)
+            warnings.warn("checkpoint without sampler state: action sampling continues from a fresh "
+                          "stream (the resume is not bit-exact)", stacklevel=2)
         torch.set_rng_state(sd["torch_rng"])
         self.carry = {k: v.to(self.device) for k, v in sd["carry"].items()}
         self.iteration, self.episodes, self.acc = sd["iteration"], sd["episodes"], sd["acc"]
