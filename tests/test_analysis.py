@@ -531,3 +531,52 @@ def test_invalid_metrics_are_listed_and_left_out(tmp_path: Path, damage: str, re
     report = analyse([tmp_path], tmp_path / "out", Options(bootstrap_reps=50)).read_text()
     assert pd.read_csv(tmp_path / "out" / "tables" / "finals.csv").seed.tolist() == [0]
     assert "invalid metrics.csv" in report and reason in report
+
+
+def test_learning_speed_table_reads_marks_peak_and_wall_time_per_setting_folder(tmp_path: Path) -> None:
+    from analysis.learning import main as learning_main
+
+    steps = np.arange(1, 101) * 100_000.0  # 100 points to 1e7
+    for label, slope in (("fast", 2.0), ("slow", 1.0)):
+        for seed in range(2):
+            reward = np.minimum(steps * slope / 1e4, 1000.0) + seed  # rises, then flat at 1000 (+ seed)
+            df = make_metrics(steps=100, interval=100_000.0, extra={"wall_time_s": steps / (1000.0 * slope)})
+            df["collective_reward"] = reward
+            make_fake_job(tmp_path / label / f"{seed}_job", "harvest", "extrinsic", seed, df)
+    out = tmp_path / "out"
+    assert learning_main([str(tmp_path / "fast"), str(tmp_path / "slow"), "--out", str(out),
+                          "--marks", "1e6,5e6", "--mark-window", "300000"]) == 0
+    t = pd.read_csv(out / "learning.csv").set_index("setting")
+    # at 1M: points 800k, 900k, 1M → slope·(80, 90, 100) + 0.5 (seed mean)
+    assert t.loc["fast", "at 1M"] == pytest.approx(180.5) and t.loc["slow", "at 1M"] == pytest.approx(90.5)
+    assert t.loc["fast", "at 5M"] == pytest.approx(980.5) and t.loc["slow", "at 5M"] == pytest.approx(490.5)
+    # peak: the first 10-point mean at the plateau (5.0M-5.9M); the slow one still rises at 1e7
+    assert t.loc["fast", "peak"] == pytest.approx(1000.5) and t.loc["fast", "peak at (M)"] == pytest.approx(5.9)
+    assert t.loc["slow", "peak"] == pytest.approx(955.5) and t.loc["slow", "peak at (M)"] == pytest.approx(10.0)
+    assert t.loc["fast", "env-steps/s"] == pytest.approx(2000.0) and t.loc["fast", "seeds"] == 2
+    assert (out / "learning_wall_clock.png").stat().st_size > 1000 and "fast" in (out / "learning.md").read_text()
+
+
+def test_wandb_log_publishes_every_table_and_figure_as_one_analysis_run(tmp_path: Path, monkeypatch) -> None:
+    from wandb_records import history, records, run_files
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    sweep = tmp_path / "sweep"
+    for seed in range(2):
+        make_fake_job(sweep / f"{seed}_job", "cleanup", "extrinsic", seed, make_metrics(agent_rewards=[10.0 + seed] * 5))
+    out = tmp_path / "out"
+    assert main([str(sweep), "--out", str(out), "--bootstrap-reps", "20", "--wandb-log", "me/proj"]) == 0
+    (path,) = run_files(out)
+    run = next(r.run for r in records(path) if r.WhichOneof("record_type") == "run")
+    assert run.job_type == "analysis" and run.project == "proj" and run.entity == "me"
+    (logged,) = history(path)
+    tables = {p.stem for p in (out / "tables").glob("*.md")}
+    figures = {p.stem for p in (out / "figures").glob("*.png")}
+    assert "table4" in tables and figures
+    assert {k for k in logged if k.startswith("table/")} == {f"table/{t}" for t in tables}
+    assert {k for k in logged if k.startswith("figure/")} == {f"figure/{f}" for f in figures}
+    assert logged["table/table4"]["_type"] == "table-file" and logged["figure/" + min(figures)]["_type"] == "image-file"
+    table_file = next((path.parent / "files").rglob("table4_*.table.json"))
+    data = json.loads(table_file.read_text())
+    assert data["columns"][0] == "Model" and any("A3C" in row[0] for row in data["data"])

@@ -1,0 +1,121 @@
+"""`python -m analysis.learning <folder>... --out <dir>`: how fast each learner setting learns.
+
+Each folder given is one setting, labelled by its name (e.g. `archive/learner_study/ppo`): the
+job folders under it are its seeds. For every setting the table gives the collective reward at
+fixed env-step marks (mean of the logged points in the `--mark-window` env steps up to each
+mark, then mean over seeds), the peak of the `--peak-points`-point running mean and where it
+happens, the wall time and the env-steps/s of the runs. Two figures: collective reward against
+env steps and against wall-clock hours (mean over seeds, running mean of `--smooth-points`).
+Used for the learner sample-efficiency study (docs/results.md, "Learner sample efficiency").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.runs import Run, discover  # noqa: E402
+from analysis.tables import Table  # noqa: E402
+
+
+def at_mark(metrics: pd.DataFrame, mark: float, window: float) -> float:
+    """Mean collective reward of the points logged in ``(mark - window, mark]`` (NaN if none)."""
+    steps = metrics["agent_steps"]
+    return float(metrics.loc[(steps <= mark) & (steps > mark - window), "collective_reward"].mean())
+
+
+def run_row(run: Run, marks: list[float], window: float, peak_points: int) -> dict[str, float]:
+    """One seed's marks, peak, wall time and throughput."""
+    m = run.metrics.dropna(subset=["collective_reward"])
+    running = m["collective_reward"].rolling(peak_points).mean()
+    peak_at = running.idxmax()
+    last = run.metrics.iloc[-1]
+    row = {f"at {mark / 1e6:g}M": at_mark(m, mark, window) for mark in marks}
+    row.update({"peak": float(running[peak_at]), "peak at (M)": float(m.loc[peak_at, "agent_steps"]) / 1e6,
+                "env steps (M)": float(last["agent_steps"]) / 1e6, "wall h": float(last["wall_time_s"]) / 3600})
+    row["env-steps/s"] = row["env steps (M)"] * 1e6 / (row["wall h"] * 3600)
+    return row
+
+
+def setting_table(settings: dict[str, list[Run]], marks: list[float], window: float, peak_points: int) -> pd.DataFrame:
+    """Per setting: seeds and the mean over seeds of every :func:`run_row` column."""
+    rows = []
+    for label, runs in settings.items():
+        per_run = pd.DataFrame([run_row(r, marks, window, peak_points) for r in runs])
+        rows.append({"setting": label, "seeds": len(runs), **per_run.mean().to_dict()})
+    return pd.DataFrame(rows)
+
+
+def mean_curve(runs: list[Run], x: str, smooth: int) -> pd.DataFrame:
+    """Seed-mean collective reward against ``x`` (``agent_steps`` or ``wall_h``) on the first
+    run's logging grid, after a running mean of ``smooth`` points per seed."""
+    frames = []
+    for run in runs:
+        m = run.metrics.set_index("agent_steps")
+        frames.append(pd.DataFrame({"collective_reward": m["collective_reward"].rolling(smooth, min_periods=1).mean(),
+                                    "wall_h": m["wall_time_s"] / 3600}))
+    joined = pd.concat(frames, keys=range(len(frames))).groupby(level=1).mean()
+    return joined.reset_index().rename(columns={"index": "agent_steps"}).sort_values(x)
+
+
+def figure(settings: dict[str, list[Run]], x: str, xlabel: str, smooth: int, stem: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, runs in settings.items():
+        curve = mean_curve(runs, x, smooth)
+        ax.plot(curve[x], curve["collective_reward"], label=f"{label} (n={len(runs)})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("collective reward per episode")
+    ax.set_ylim(bottom=max(-500.0, ax.get_ylim()[0]))  # the first steps' fines would flatten the rest
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = stem.with_suffix(".png")
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis.learning", description=__doc__.split("\n\n")[0])
+    p.add_argument("settings", nargs="+", type=Path, help="one folder per setting (its name is the label)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--marks", default="1e6,2e6,5e6", help="env-step marks of the table, comma-separated")
+    p.add_argument("--mark-window", type=float, default=320_000, help="env steps averaged up to each mark")
+    p.add_argument("--peak-points", type=int, default=10, help="running mean (logged points) for the peak")
+    p.add_argument("--smooth-points", type=int, default=5, help="running mean (logged points) of the curves")
+    p.add_argument("--include-partial", action="store_true", help="also use unfinished runs")
+    args = p.parse_args(argv)
+    settings: dict[str, list[Run]] = {}
+    for folder in args.settings:
+        runs = [r for r in discover([folder]) if r.status == "complete" or (args.include_partial and r.status == "partial")]
+        if runs:
+            settings[folder.name] = runs
+        else:
+            print(f"{folder}: no finished run; left out", file=sys.stderr)
+    if not settings:
+        print("error: no finished runs in the folders given", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    marks = [float(m) for m in args.marks.split(",")]
+    table = setting_table(settings, marks, args.mark_window, args.peak_points)
+    table.to_csv(args.out / "learning.csv", index=False)
+    cells = [[str(v) if isinstance(v, str) else f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}" for v in row]
+             for row in table.itertuples(index=False)]
+    Table("Learning speed: collective reward at env-step marks, peak, wall time", list(table.columns), cells,
+          [f"at_X: mean of the points logged in the {args.mark_window:,.0f} env steps up to X; peak: "
+           f"{args.peak_points}-point running mean; mean over seeds."]).write(args.out, "learning")
+    figure(settings, "agent_steps", "env steps", args.smooth_points, args.out / "learning_env_steps")
+    figure(settings, "wall_h", "wall-clock hours", args.smooth_points, args.out / "learning_wall_clock")
+    print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

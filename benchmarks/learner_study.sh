@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Learner sample-efficiency study (docs/results.md, "Learner sample efficiency"): Harvest, A3C
+# baseline (reward=extrinsic, paper Table values), 5e6 env steps per run, five learner settings:
+#   paper_batch  synchronous A2C, the `paper` preset's batch: 1024 envs x 50 steps per update
+#   small        synchronous A2C, the `small` preset: 64 envs x 50 steps
+#   a3c_cadence  synchronous A2C with A3C's cadence: 8 envs x 20 steps
+#   ppo          PPO (4 epochs, clip 0.2) on the `small` preset's batch
+#   a3c          optim=a3c, 2 workers x 8 envs, t_max 20 (uses 2 cores)
+# Usage: benchmarks/learner_study.sh SETTING SEED [extra overrides...]
+# Each run lands in multirun/learner_study/<SETTING>/ and resumes when rerun. Run the
+# single-threaded settings two at a time on a 2-core machine and `a3c` alone, so wall times
+# compare (each job has one core).
+set -euo pipefail
+setting=$1
+seed=$2
+shift 2
+case "$setting" in
+  paper_batch) learner=(budget.num_envs=1024 budget.log_every=102400) ;;
+  small) learner=() ;;
+  a3c_cadence) learner=(budget.num_envs=8 optim.rollout_len=20) ;;
+  ppo) learner=(optim.algo=ppo) ;;
+  a3c) learner=(optim=a3c optim.workers=2) ;;
+  *) echo "unknown setting '$setting' (paper_batch, small, a3c_cadence, ppo, a3c)" >&2; exit 2 ;;
+esac
+exec python launch/main.py -m env=harvest reward=extrinsic "seed=range($seed,$((seed + 1)))" \
+  budget=small budget.agent_steps=5000000 "${learner[@]}" \
+  env.compile=true model.compile=true logger=none \
+  "hydra.sweep.dir=multirun/learner_study/$setting" "$@"
