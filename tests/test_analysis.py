@@ -580,3 +580,14 @@ def test_wandb_log_publishes_every_table_and_figure_as_one_analysis_run(tmp_path
     table_file = next((path.parent / "files").rglob("table4_*.table.json"))
     data = json.loads(table_file.read_text())
     assert data["columns"][0] == "Model" and any("A3C" in row[0] for row in data["data"])
+
+
+def test_archived_learner_study_reproduces_documented_table(tmp_path: Path) -> None:
+    """`archive/learner_study` still gives the numbers docs/results.md quotes ("Sample efficiency")."""
+    from analysis.learning import main as learning_main
+
+    study = REPO / "archive" / "learner_study"
+    assert learning_main([str(study / "small"), str(study / "a3c_cadence"), "--out", str(tmp_path)]) == 0
+    t = pd.read_csv(tmp_path / "learning.csv").set_index("setting").round(0)
+    assert t.loc["small", ["at 1M", "at 2M", "at 5M", "peak"]].tolist() == [513, 575, 726, 727]
+    assert t.loc["a3c_cadence", ["at 1M", "at 2M", "at 5M", "peak"]].tolist() == [354, 286, 259, 494]
