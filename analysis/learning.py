@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.runs import Run, discover  # noqa: E402
@@ -35,11 +36,13 @@ def run_row(run: Run, marks: list[float], window: float, peak_points: int) -> di
     """One seed's marks, peak, wall time and throughput."""
     m = run.metrics.dropna(subset=["collective_reward"])
     running = m["collective_reward"].rolling(peak_points).mean()
-    peak_at = running.idxmax()
     last = run.metrics.iloc[-1]
     row = {f"at {mark / 1e6:g}M": at_mark(m, mark, window) for mark in marks}
-    row.update({"peak": float(running[peak_at]), "peak at (M)": float(m.loc[peak_at, "agent_steps"]) / 1e6,
-                "env steps (M)": float(last["agent_steps"]) / 1e6, "wall h": float(last["wall_time_s"]) / 3600})
+    row["peak"] = row["peak at (M)"] = float("nan")  # fewer points with episodes than the running mean
+    if running.notna().any():
+        peak_at = running.idxmax()
+        row.update({"peak": float(running[peak_at]), "peak at (M)": float(m.loc[peak_at, "agent_steps"]) / 1e6})
+    row.update({"env steps (M)": float(last["agent_steps"]) / 1e6, "wall h": float(last["wall_time_s"]) / 3600})
     row["env-steps/s"] = row["env steps (M)"] * 1e6 / (row["wall h"] * 3600)
     return row
 
@@ -54,13 +57,19 @@ def setting_table(settings: dict[str, list[Run]], marks: list[float], window: fl
 
 
 def mean_curve(runs: list[Run], x: str, smooth: int) -> pd.DataFrame:
-    """Seed-mean collective reward against ``x`` (``agent_steps`` or ``wall_h``) on the first
-    run's logging grid, after a running mean of ``smooth`` points per seed."""
+    """Seed-mean collective reward against ``x`` (``agent_steps`` or ``wall_h``), after a running
+    mean over ``smooth`` logging intervals per seed (rows without a finished episode are skipped, so
+    a run whose episodes end less often than it logs is not smeared)."""
     frames = []
     for run in runs:
-        m = run.metrics.set_index("agent_steps")
-        frames.append(pd.DataFrame({"collective_reward": m["collective_reward"].rolling(smooth, min_periods=1).mean(),
-                                    "wall_h": m["wall_time_s"] / 3600}))
+        interval = float(np.median(np.diff(run.metrics["agent_steps"]))) if len(run.metrics) > 1 else 1.0
+        m = run.metrics.dropna(subset=["collective_reward"])
+        steps, reward = m["agent_steps"].to_numpy(), m["collective_reward"].to_numpy()
+        sums = np.concatenate([[0.0], np.cumsum(reward)])
+        first = np.searchsorted(steps, steps - smooth * interval, side="right")
+        last = np.arange(1, len(steps) + 1)
+        frames.append(pd.DataFrame({"collective_reward": (sums[last] - sums[first]) / (last - first),
+                                    "wall_h": m["wall_time_s"].to_numpy() / 3600}, index=steps))
     joined = pd.concat(frames, keys=range(len(frames))).groupby(level=1).mean()
     return joined.reset_index().rename(columns={"index": "agent_steps"}).sort_values(x)
 
@@ -69,7 +78,8 @@ def figure(settings: dict[str, list[Run]], x: str, xlabel: str, smooth: int, ste
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for label, runs in settings.items():
         curve = mean_curve(runs, x, smooth)
-        ax.plot(curve[x], curve["collective_reward"], label=f"{label} (n={len(runs)})")
+        ax.plot(curve[x], curve["collective_reward"], marker="o" if len(curve) < 20 else None,
+                label=f"{label} (n={len(runs)})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("collective reward per episode")
     ax.set_ylim(bottom=max(-500.0, ax.get_ylim()[0]))  # the first steps' fines would flatten the rest
@@ -106,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     marks = [float(m) for m in args.marks.split(",")]
     table = setting_table(settings, marks, args.mark_window, args.peak_points)
     table.to_csv(args.out / "learning.csv", index=False)
-    cells = [[str(v) if isinstance(v, str) else f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}" for v in row]
+    cells = [[str(v) if isinstance(v, str) else "-" if v != v else f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+              for v in row]
              for row in table.itertuples(index=False)]
     Table("Learning speed: collective reward at env-step marks, peak, wall time", list(table.columns), cells,
           [f"at_X: mean of the points logged in the {args.mark_window:,.0f} env steps up to X; peak: "
