@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 X_AXIS = "agent_steps"
@@ -51,19 +51,17 @@ PANELS: tuple[Panel, ...] = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Spec:
-    """What the workspace shows; :func:`build` turns it into wandb-workspaces objects."""
+    """Where the workspace goes and which runs it shows; :func:`build` adds :data:`PANELS`."""
 
     entity: str
     project: str
     sweep: str | None
-    panels: tuple[Panel, ...] = PANELS
-    group_keys: tuple[str, ...] = GROUP_KEYS
-    name: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.name = f"Social influence: {self.sweep}" if self.sweep else "Social influence"
+    @property
+    def name(self) -> str:
+        return f"Social influence: {self.sweep}" if self.sweep else "Social influence"
 
 
 def build(spec: Spec):
@@ -77,18 +75,18 @@ def build(spec: Spec):
                            smoothing_factor=0.0, legend_fields=["reward.name"])
 
     sections = {}
-    for panel in spec.panels:
+    for panel in PANELS:
         sections.setdefault(panel.section, []).append(line(panel))
     filters = [ws.Tags().isin([f"sweep:{spec.sweep}"])] if spec.sweep else ""
     workspace = ws.Workspace(
         entity=spec.entity, project=spec.project, name=spec.name,
         sections=[ws.Section(name=name, panels=panels, is_open=True) for name, panels in sections.items()],
         runset_settings=ws.RunsetSettings(filters=filters,
-                                          groupby=[*(ws.Config(k) for k in spec.group_keys), ws.Metric("group")]),
+                                          groupby=[*(ws.Config(k) for k in GROUP_KEYS), ws.Metric("group")]),
         settings=ws.WorkspaceSettings(x_axis=X_AXIS),
     )
     runset = wr.Runset(entity=spec.entity, project=spec.project, filters=filters,
-                       groupby=[*spec.group_keys, "group"])
+                       groupby=[*GROUP_KEYS, "group"])
     report = wr.Report(
         project=spec.project, entity=spec.entity, title=spec.name,
         description="Jaques et al. (ICML 2019) panels: seeds aggregated per setting (mean, standard error).",

@@ -5,7 +5,8 @@ job folders under it are its seeds. For every setting the table gives the collec
 fixed env-step marks (mean of the logged points in the `--mark-window` env steps up to each
 mark, then mean over seeds), the peak of the `--peak-points`-point running mean and where it
 happens, the wall time and the env-steps/s of the runs. Two figures: collective reward against
-env steps and against wall-clock hours (mean over seeds, running mean of `--smooth-points`).
+env steps and against wall-clock hours (mean over seeds, running mean over `--smooth-points`
+logging intervals).
 Used for the learner sample-efficiency study (docs/results.md, "Learner sample efficiency").
 """
 
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--marks", default="1e6,2e6,5e6", help="env-step marks of the table, comma-separated")
     p.add_argument("--mark-window", type=float, default=320_000, help="env steps averaged up to each mark")
     p.add_argument("--peak-points", type=int, default=10, help="running mean (logged points) for the peak")
-    p.add_argument("--smooth-points", type=int, default=5, help="running mean (logged points) of the curves")
+    p.add_argument("--smooth-points", type=int, default=5, help="running mean (logging intervals) of the curves")
     p.add_argument("--include-partial", action="store_true", help="also use unfinished runs")
     args = p.parse_args(argv)
     settings: dict[str, list[Run]] = {}
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
               for v in row]
              for row in table.itertuples(index=False)]
     Table("Learning speed: collective reward at env-step marks, peak, wall time", list(table.columns), cells,
-          [f"at_X: mean of the points logged in the {args.mark_window:,.0f} env steps up to X; peak: "
+          [f"at X: mean of the points logged in the {args.mark_window:,.0f} env steps up to X; peak: "
            f"{args.peak_points}-point running mean; mean over seeds."]).write(args.out, "learning")
     figure(settings, "agent_steps", "env steps", args.smooth_points, args.out / "learning_env_steps")
     figure(settings, "wall_h", "wall-clock hours", args.smooth_points, args.out / "learning_wall_clock")

@@ -130,7 +130,7 @@ class _Job:
         if not (self.wandb and every):
             return
         if trainer.video:
-            (gif,) = save_video(trainer.video, self.job_dir / "videos" / f"steps_{trainer.agent_steps}.gif")[:1]
+            gif = save_video(trainer.video, self.job_dir / "videos" / f"steps_{trainer.agent_steps}.gif")[0]
             self.wandb.log_video(gif, trainer.agent_steps)
             trainer.video = None
         if row_number % every == 0:

@@ -270,7 +270,7 @@ class Trainer:
             new_state = m.moa_step(mg, new_state)
         return rec, new_state
 
-    def _shape_rewards(self, e: Tensor, influence: Tensor | None, beta: float) -> tuple[Tensor, Tensor | None]:
+    def _shape_rewards(self, e: Tensor, influence: Tensor | None, beta: Tensor) -> tuple[Tensor, Tensor | None]:
         """Rewards of the env policy and of the comm policy: r = α·e + β·c (Eq 1–2) and variants."""
         rc = self.rcfg
         if influence is not None and rc.clip > 0:
@@ -301,7 +301,8 @@ class Trainer:
         (Eq 1–3, §6), the env transition, reward shaping (Eq 1–2 and variants) and the episode
         sums in ``c``. Pure tensor work with no host sync and no branch on tensor values, so it
         compiles as one graph (``fullgraph=True``; ``model.cudagraphs`` captures it on CUDA).
-        Returns the step record, the new recurrent state and the transition's (obs, visible, stats)."""
+        Returns the step record, the new recurrent state and the env transition (reward, stats,
+        obs, visible) for :meth:`GridWorld.end_step`."""
         rec, state = self._act(c, state)
         state = {k: v.contiguous() for k, v in state.items()}  # one layout: the graph's inputs next step
         rec.update(obs=c["obs"], first=c["first"], visible=c["visible"])
@@ -336,7 +337,8 @@ class Trainer:
         beta = self.beta()
         beta_t = torch.tensor(beta, device=self.device)  # a tensor: one compiled graph for every β
         c = self.carry
-        init_state = {k: v.clone() for k, v in self._state().items()}  # kept for the update
+        # copied: the update reads it after the rollout, when CUDA-graph replays have reused the memory
+        init_state = {k: v.clone() for k, v in self._state().items()}
         state = init_state
         steps: list[dict[str, Tensor]] = []
         for _ in range(T):
