@@ -128,11 +128,14 @@ DEFAULTED_KEYS: dict[str, Any] = {
 
 
 def setting_params(config: dict[str, Any]) -> dict[str, Any]:
-    """The flattened hyperparameters that define a setting (sections `model`, `reward`, `optim`),
-    without `DEFAULTED_KEYS` at their default."""
+    """The flattened hyperparameters that define a setting (sections `model`, `reward`, `optim`,
+    and `budget.num_envs`: the synchronous learner's batch is num_envs × rollout_len, so it changes
+    what is learnt per env step), without `DEFAULTED_KEYS` at their default."""
     params = {"env.name": get(config, "env.name")}
     for section in SETTING_SECTIONS:
         params.update(flatten(config.get(section) or {}, section + "."))
+    if params.get("optim.algo") != "a3c" and get(config, "budget.num_envs") is not None:
+        params["budget.num_envs"] = get(config, "budget.num_envs")  # A3C's batch: optim.envs_per_worker
     for key, default in DEFAULTED_KEYS.items():
         if params.get(key, default) == default:
             params.pop(key, None)

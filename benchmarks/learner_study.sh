@@ -6,14 +6,18 @@
 #   a3c_cadence  synchronous A2C with A3C's cadence: 8 envs x 20 steps
 #   ppo          PPO (4 epochs, clip 0.2) on the `small` preset's batch
 #   a3c          optim=a3c, 2 workers x 8 envs, t_max 20 (uses 2 cores)
-# Usage: benchmarks/learner_study.sh SETTING SEED [extra overrides...]
-# Each run lands in multirun/learner_study/<SETTING>/ and resumes when rerun. Run the
+# Usage: [REWARD=influence] benchmarks/learner_study.sh SETTING SEED [extra overrides...]
+# Each run lands in multirun/learner_study/<SETTING>/ (<SETTING>-<REWARD>/ for another reward
+# than the A3C baseline) and resumes when rerun. Run the
 # single-threaded settings two at a time on a 2-core machine and `a3c` alone, so wall times
 # compare (each job has one core).
 set -euo pipefail
 setting=$1
 seed=$2
 shift 2
+reward=${REWARD:-extrinsic}
+folder=$setting
+[[ $reward == extrinsic ]] || folder=$setting-$reward
 case "$setting" in
   paper_batch) learner=(budget.num_envs=1024 budget.log_every=102400) ;;
   small) learner=() ;;
@@ -22,7 +26,7 @@ case "$setting" in
   a3c) learner=(optim=a3c optim.workers=2) ;;
   *) echo "unknown setting '$setting' (paper_batch, small, a3c_cadence, ppo, a3c)" >&2; exit 2 ;;
 esac
-exec python launch/main.py -m env=harvest reward=extrinsic "seed=range($seed,$((seed + 1)))" \
+exec python launch/main.py -m env=harvest "reward=$reward" "seed=range($seed,$((seed + 1)))" \
   budget=small budget.agent_steps=5000000 "${learner[@]}" \
   env.compile=true model.compile=true logger=none \
-  "hydra.sweep.dir=multirun/learner_study/$setting" "$@"
+  "hydra.sweep.dir=multirun/learner_study/$folder" "$@"

@@ -473,6 +473,16 @@ def test_keys_added_later_at_their_default_keep_the_setting_id() -> None:
     assert setting_id({**new, "optim": {**new["optim"], "optimizer": "rmsprop"}}) != setting_id(old)
 
 
+def test_the_synchronous_learners_batch_is_part_of_the_setting() -> None:
+    """64 and 1024 envs per update are two settings; A3C's `budget.num_envs` is unused, so not."""
+    a2c = {"env": {"name": "harvest"}, "reward": {"name": "extrinsic"}, "optim": {"algo": "a2c"},
+           "budget": {"num_envs": 64, "agent_steps": 5_000_000}, "seed": 0}
+    assert setting_id(a2c) != setting_id({**a2c, "budget": {"num_envs": 1024, "agent_steps": 5_000_000}})
+    assert setting_id(a2c) == setting_id({**a2c, "budget": {"num_envs": 64, "agent_steps": 10_000_000}})
+    a3c = {**a2c, "optim": {"algo": "a3c"}}
+    assert setting_id(a3c) == setting_id({**a3c, "budget": {"num_envs": 1024, "agent_steps": 5_000_000}})
+
+
 def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> None:
     """`archive/harvest_1e7` still gives the Table 4 finals docs/results.md quotes for Harvest."""
     assert main([str(REPO / "archive" / "harvest_1e7"), "--out", str(tmp_path), "--window-points", "10",
