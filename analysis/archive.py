@@ -6,13 +6,17 @@ finished runs can be committed (`archive/` in this repository) and analysed toge
 made later or on other machines. CSV files are gzipped (`metrics.csv.gz`, `eval/*.csv.gz`; the
 analysis reads both forms) with a zero timestamp, so archiving the same run twice gives the same
 bytes. A job keeps its path relative to the folder above the given one:
-`multirun/box/0_job` given as `multirun/box` lands in `<dir>/box/0_job`.
+`multirun/box/0_job` given as `multirun/box` lands in `<dir>/box/0_job`. Jobs whose
+`summary.json` does not say `complete` (still running, killed, failed) are skipped with a line
+saying so, unless `--include-partial`: an archive is what regenerates quoted numbers, so a copy
+of a run taken half-way must not pass for the finished run.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -42,11 +46,22 @@ def archive_job(job: Path, dest: Path) -> list[Path]:
     return written
 
 
+def job_status(job: Path) -> str:
+    """The `status` that `job`'s summary.json declares ("complete", "running", "failed", …;
+    "no summary" when it has none or it is unreadable)."""
+    try:
+        return str(json.loads((job / "summary.json").read_text()).get("status", "no status"))
+    except (OSError, json.JSONDecodeError):
+        return "no summary"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.archive", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", type=Path, help="sweep or job folders")
     p.add_argument("--to", required=True, type=Path, help="archive folder")
+    p.add_argument("--include-partial", action="store_true",
+                   help="also archive jobs that are not complete (default: skipped and listed)")
     args = p.parse_args(argv)
     count = 0
     for root in (src.resolve() for src in args.sources):
@@ -55,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no job folder (.hydra/config.yaml) under {root}", file=sys.stderr)
             return 2
         for job in jobs:
+            status = job_status(job)
+            if status != "complete" and not args.include_partial:
+                print(f"skipped {job}: status {status} (not finished; --include-partial archives it)")
+                continue
             dest = args.to / job.relative_to(root.parent)
             files = archive_job(job, dest)
             count += 1

@@ -393,6 +393,20 @@ def test_archive_keeps_what_analysis_reads(tmp_path: Path) -> None:
     assert archive_main([str(tmp_path / "missing"), "--to", str(tmp_path / "arch")]) == 2
 
 
+def test_archive_skips_unfinished_jobs_unless_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A job still running (or killed) is not archived as if finished; `--include-partial` keeps it."""
+    make_fake_job(tmp_path / "sweep" / "0_done", "harvest", "extrinsic", 0, make_metrics())
+    make_fake_job(tmp_path / "sweep" / "1_running", "harvest", "extrinsic", 1, make_metrics(), summary={"status": "running"})
+    make_fake_job(tmp_path / "sweep" / "2_none", "harvest", "extrinsic", 2, make_metrics(), summary={})
+    assert archive_main([str(tmp_path / "sweep"), "--to", str(tmp_path / "arch")]) == 0
+    assert sorted(p.name for p in (tmp_path / "arch" / "sweep").iterdir()) == ["0_done"]
+    out = capsys.readouterr().out
+    assert "1_running: status running" in out and "2_none: status no summary" in out
+    assert "archived 1 job folder(s)" in out
+    assert archive_main([str(tmp_path / "sweep"), "--to", str(tmp_path / "all"), "--include-partial"]) == 0
+    assert sorted(p.name for p in (tmp_path / "all" / "sweep").iterdir()) == ["0_done", "1_running", "2_none"]
+
+
 def test_harvest_exclusion_applies_by_default_and_can_be_kept(tmp_path: Path) -> None:
     for seed, last in ((0, 0.0), (1, 30.0)):
         make_fake_job(tmp_path / "s" / str(seed), "harvest", "extrinsic", seed,
