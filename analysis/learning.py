@@ -4,7 +4,9 @@ Each folder given is one setting, labelled by its name (e.g. `archive/learner_st
 job folders under it are its seeds. For every setting the table gives the collective reward at
 fixed env-step marks (mean of the logged points in the `--mark-window` env steps up to each
 mark, then mean over seeds), the peak of the `--peak-points`-point running mean and where it
-happens, the wall time and the env-steps/s of the runs. Two figures: collective reward against
+happens, when that running mean first reaches `--reach` (env steps and wall-clock hours: how fast
+the first learning phase is learnt; mean over the seeds that reach it, and how many do), the
+wall time and the env-steps/s of the runs. Two figures: collective reward against
 env steps and against wall-clock hours (mean over seeds, running mean over `--smooth-points`
 logging intervals).
 Used for the learner sample-efficiency study (docs/results.md, "Learner sample efficiency").
@@ -33,8 +35,9 @@ def at_mark(metrics: pd.DataFrame, mark: float, window: float) -> float:
     return float(metrics.loc[(steps <= mark) & (steps > mark - window), "collective_reward"].mean())
 
 
-def run_row(run: Run, marks: list[float], window: float, peak_points: int) -> dict[str, float]:
-    """One seed's marks, peak, wall time and throughput."""
+def run_row(run: Run, marks: list[float], window: float, peak_points: int, reach: float) -> dict[str, float]:
+    """One seed's marks, peak, first step and hour at which the running mean reaches ``reach``,
+    wall time and throughput."""
     m = run.metrics.dropna(subset=["collective_reward"])
     running = m["collective_reward"].rolling(peak_points).mean()
     last = run.metrics.iloc[-1]
@@ -43,17 +46,23 @@ def run_row(run: Run, marks: list[float], window: float, peak_points: int) -> di
     if running.notna().any():
         peak_at = running.idxmax()
         row.update({"peak": float(running[peak_at]), "peak at (M)": float(m.loc[peak_at, "agent_steps"]) / 1e6})
+    reached = running.index[(running >= reach).to_numpy()]
+    row[f"{reach:g} at (M)"] = float(m.loc[reached[0], "agent_steps"]) / 1e6 if len(reached) else float("nan")
+    row[f"{reach:g} at (h)"] = float(m.loc[reached[0], "wall_time_s"]) / 3600 if len(reached) else float("nan")
     row.update({"env steps (M)": float(last["agent_steps"]) / 1e6, "wall h": float(last["wall_time_s"]) / 3600})
     row["env-steps/s"] = row["env steps (M)"] * 1e6 / (row["wall h"] * 3600)
     return row
 
 
-def setting_table(settings: dict[str, list[Run]], marks: list[float], window: float, peak_points: int) -> pd.DataFrame:
-    """Per setting: seeds and the mean over seeds of every :func:`run_row` column."""
+def setting_table(settings: dict[str, list[Run]], marks: list[float], window: float, peak_points: int,
+                  reach: float) -> pd.DataFrame:
+    """Per setting: seeds, how many reach ``reach``, and the mean over seeds of every :func:`run_row`
+    column (of the seeds that reach it, for the two ``reach`` columns)."""
     rows = []
     for label, runs in settings.items():
-        per_run = pd.DataFrame([run_row(r, marks, window, peak_points) for r in runs])
-        rows.append({"setting": label, "seeds": len(runs), **per_run.mean().to_dict()})
+        per_run = pd.DataFrame([run_row(r, marks, window, peak_points, reach) for r in runs])
+        rows.append({"setting": label, "seeds": len(runs), f"reach {reach:g}": int(per_run[f"{reach:g} at (M)"].notna().sum()),
+                     **per_run.mean().to_dict()})
     return pd.DataFrame(rows)
 
 
@@ -100,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--marks", default="1e6,2e6,5e6", help="env-step marks of the table, comma-separated")
     p.add_argument("--mark-window", type=float, default=320_000, help="env steps averaged up to each mark")
     p.add_argument("--peak-points", type=int, default=10, help="running mean (logged points) for the peak")
+    p.add_argument("--reach", type=float, default=600.0,
+                   help="collective reward whose first crossing (peak running mean) is timed")
     p.add_argument("--smooth-points", type=int, default=5, help="running mean (logging intervals) of the curves")
     p.add_argument("--include-partial", action="store_true", help="also use unfinished runs")
     args = p.parse_args(argv)
@@ -115,14 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     marks = [float(m) for m in args.marks.split(",")]
-    table = setting_table(settings, marks, args.mark_window, args.peak_points)
+    table = setting_table(settings, marks, args.mark_window, args.peak_points, args.reach)
     table.to_csv(args.out / "learning.csv", index=False)
     cells = [[str(v) if isinstance(v, str) else "-" if v != v else f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
               for v in row]
              for row in table.itertuples(index=False)]
     Table("Learning speed: collective reward at env-step marks, peak, wall time", list(table.columns), cells,
           [f"at X: mean of the points logged in the {args.mark_window:,.0f} env steps up to X; peak: "
-           f"{args.peak_points}-point running mean; mean over seeds."]).write(args.out, "learning")
+           f"{args.peak_points}-point running mean; {args.reach:g} at: where that running mean first reaches "
+           f"{args.reach:g} (env steps, wall-clock hours), over the `reach` seeds that do; mean over seeds."]).write(args.out, "learning")
     figure(settings, "agent_steps", "env steps", args.smooth_points, args.out / "learning_env_steps")
     figure(settings, "wall_h", "wall-clock hours", args.smooth_points, args.out / "learning_wall_clock")
     print(table.to_string(index=False))

@@ -579,6 +579,14 @@ def test_learning_speed_table_reads_marks_peak_and_wall_time_per_setting_folder(
     assert t.loc["slow", "peak"] == pytest.approx(955.5) and t.loc["slow", "peak at (M)"] == pytest.approx(10.0)
     assert t.loc["fast", "env-steps/s"] == pytest.approx(2000.0) and t.loc["fast", "seeds"] == 2
     assert (out / "learning_wall_clock.png").stat().st_size > 1000 and "fast" in (out / "learning.md").read_text()
+    # reaching 500: the 10-point mean slope·10·(i − 4.5) + seed first ≥ 500 at point 30 (fast) and 55 (slow)
+    assert learning_main([str(tmp_path / "fast"), str(tmp_path / "slow"), "--out", str(out), "--reach", "500"]) == 0
+    t = pd.read_csv(out / "learning.csv").set_index("setting")
+    assert t.loc["fast", "500 at (M)"] == pytest.approx(3.0) and t.loc["fast", "500 at (h)"] == pytest.approx(1500 / 3600)
+    assert t.loc["slow", "500 at (M)"] == pytest.approx(5.5) and t.loc["slow", "500 at (h)"] == pytest.approx(5500 / 3600)
+    assert learning_main([str(tmp_path / "fast"), str(tmp_path / "slow"), "--out", str(out), "--reach", "960"]) == 0
+    t = pd.read_csv(out / "learning.csv").set_index("setting")
+    assert t["reach 960"].tolist() == [2, 0] and np.isnan(t.loc["slow", "960 at (M)"])
 
 
 def test_wandb_log_publishes_every_table_and_figure_as_one_analysis_run(tmp_path: Path, monkeypatch) -> None:
