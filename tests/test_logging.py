@@ -32,3 +32,5 @@ def test_progress_line_before_the_first_episode_says_so():
     row = {"agent_steps": 500, "env_steps_per_s": 10.0, "collective_reward": math.nan}
     line = progress_line(row, 1000, eta_s=90)
     assert "no episode finished yet" in line and "nan" not in line
+    later = progress_line({**row, "episodes": 1024}, 1000, eta_s=90)  # envs that end their episodes together
+    assert "no episode ended in this interval" in later and "yet" not in later

@@ -184,13 +184,21 @@ class WandbLogger:
             self._fail(exc)
 
 
+def episode_text(row: dict[str, float]) -> str:
+    """The collective reward of the interval's episodes, or why there is none: before the first
+    episode ends, or (when all envs end together, e.g. 1024 envs at `budget=paper`) between ends."""
+    if not math.isnan(row["collective_reward"]):
+        return f"collective {row['collective_reward']:.1f}"
+    return "no episode ended in this interval" if row.get("episodes", 0) > 0 else "no episode finished yet"
+
+
 def progress_line(row: dict[str, float], total_steps: int, eta_s: float) -> str:
     """One console line: env steps, env-steps/s, collective reward, influence, ETA."""
     pct = 100.0 * row["agent_steps"] / total_steps
     parts = [
         f"steps {int(row['agent_steps']):,}/{total_steps:,} ({pct:5.1f}%)",
         f"env-steps/s {row['env_steps_per_s']:,.0f}",
-        "no episode finished yet" if math.isnan(row["collective_reward"]) else f"collective {row['collective_reward']:.1f}",
+        episode_text(row),
     ]
     if not math.isnan(row.get("influence_mean", math.nan)):
         parts.append(f"influence {row['influence_mean']:.3g}")
