@@ -619,7 +619,13 @@ def test_archived_learner_study_reproduces_documented_table(tmp_path: Path) -> N
     from analysis.learning import main as learning_main
 
     study = REPO / "archive" / "learner_study"
-    assert learning_main([str(study / "small"), str(study / "a3c_cadence"), "--out", str(tmp_path)]) == 0
-    t = pd.read_csv(tmp_path / "learning.csv").set_index("setting").round(0)
-    assert t.loc["small", ["at 1M", "at 2M", "at 5M", "peak"]].tolist() == [513, 575, 726, 727]
-    assert t.loc["a3c_cadence", ["at 1M", "at 2M", "at 5M", "peak"]].tolist() == [354, 286, 259, 494]
+    folders = ["small", "a3c_cadence", "a3c", "a3c_cadence-influence"]
+    assert learning_main([str(study / f) for f in folders] + ["--out", str(tmp_path)]) == 0
+    t = pd.read_csv(tmp_path / "learning.csv").set_index("setting")
+    assert t.loc["small", ["seeds", "reach 600"]].tolist() == [3, 3]
+    assert t.round(0).loc["small", ["at 1M", "at 2M", "at 5M", "peak"]].tolist() == [518, 581, 738, 736]
+    assert t.round(0).loc["a3c_cadence", ["at 1M", "at 2M", "at 5M", "peak"]].tolist() == [353, 290, 260, 499]
+    assert t.round(0).loc["a3c", ["at 1M", "at 2M", "at 5M", "peak"]].tolist() == [704, 403, 313, 677]
+    assert t.round(0).loc["a3c_cadence-influence", ["at 1M", "at 2M", "at 5M", "peak"]].tolist() == [373, 291, 263, 550]
+    assert t.round(2).loc["small", ["600 at (M)", "600 at (h)"]].tolist() == [2.33, 0.2]
+    assert t.round(2).loc["a3c", ["600 at (M)", "600 at (h)"]].tolist() == [0.9, 0.11]
