@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import shutil
 import sys
 from pathlib import Path
 
-from analysis.runs import job_dirs
+from analysis.runs import job_dirs, read_summary
 
 KEPT = ("job_config.yaml", "config_changes.jsonl", ".hydra/config.yaml", ".hydra/overrides.yaml", "summary.json")
 
@@ -49,10 +48,8 @@ def archive_job(job: Path, dest: Path) -> list[Path]:
 def job_status(job: Path) -> str:
     """The `status` that `job`'s summary.json declares ("complete", "running", "failed", …;
     "no summary" when it has none or it is unreadable)."""
-    try:
-        return str(json.loads((job / "summary.json").read_text()).get("status", "no status"))
-    except (OSError, json.JSONDecodeError):
-        return "no summary"
+    summary, problem = read_summary(job)
+    return "no summary" if problem else str(summary.get("status", "no status"))
 
 
 def main(argv: list[str] | None = None) -> int:

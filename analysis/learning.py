@@ -47,8 +47,10 @@ def run_row(run: Run, marks: list[float], window: float, peak_points: int, reach
         peak_at = running.idxmax()
         row.update({"peak": float(running[peak_at]), "peak at (M)": float(m.loc[peak_at, "agent_steps"]) / 1e6})
     reached = running.index[(running >= reach).to_numpy()]
-    row[f"{reach:g} at (M)"] = float(m.loc[reached[0], "agent_steps"]) / 1e6 if len(reached) else float("nan")
-    row[f"{reach:g} at (h)"] = float(m.loc[reached[0], "wall_time_s"]) / 3600 if len(reached) else float("nan")
+    row[f"{reach:g} at (M)"] = row[f"{reach:g} at (h)"] = float("nan")  # never reached
+    if len(reached):
+        row.update({f"{reach:g} at (M)": float(m.loc[reached[0], "agent_steps"]) / 1e6,
+                    f"{reach:g} at (h)": float(m.loc[reached[0], "wall_time_s"]) / 3600})
     row.update({"env steps (M)": float(last["agent_steps"]) / 1e6, "wall h": float(last["wall_time_s"]) / 3600})
     row["env-steps/s"] = row["env steps (M)"] * 1e6 / (row["wall h"] * 3600)
     return row

@@ -134,8 +134,9 @@ def setting_params(config: dict[str, Any]) -> dict[str, Any]:
     params = {"env.name": get(config, "env.name")}
     for section in SETTING_SECTIONS:
         params.update(flatten(config.get(section) or {}, section + "."))
-    if params.get("optim.algo") != "a3c" and get(config, "budget.num_envs") is not None:
-        params["budget.num_envs"] = get(config, "budget.num_envs")  # A3C's batch: optim.envs_per_worker
+    num_envs = get(config, "budget.num_envs")
+    if params.get("optim.algo") != "a3c" and num_envs is not None:
+        params["budget.num_envs"] = num_envs  # A3C's batch: optim.envs_per_worker
     for key, default in DEFAULTED_KEYS.items():
         if params.get(key, default) == default:
             params.pop(key, None)
@@ -253,14 +254,9 @@ def load_run(job_dir: Path) -> Run:
     else:
         problems.append("no metrics.csv")
 
-    summary: dict[str, Any] = {}
-    if (job_dir / "summary.json").exists():
-        try:
-            summary = json.loads((job_dir / "summary.json").read_text())
-        except json.JSONDecodeError as e:
-            problems.append(f"unreadable summary.json: {e}")
-    else:
-        problems.append("no summary.json")
+    summary, problem = read_summary(job_dir)
+    if problem:
+        problems.append(problem)
 
     for key in ("env.name", "reward.name"):
         if get(config, key) is None:
@@ -280,6 +276,16 @@ def load_run(job_dir: Path) -> Run:
         if declared is not None:
             problems.append(f"summary status {declared}")
     return Run(str(job_dir), config, metrics, summary, status, problems)
+
+
+def read_summary(job_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """`job_dir`'s summary.json and None, or ``{}`` and why it cannot be read."""
+    if not (job_dir / "summary.json").exists():
+        return {}, "no summary.json"
+    try:
+        return json.loads((job_dir / "summary.json").read_text()), None
+    except (OSError, json.JSONDecodeError) as e:
+        return {}, f"unreadable summary.json: {e}"
 
 
 def job_dirs(root: str | Path) -> list[Path]:

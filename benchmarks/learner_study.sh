@@ -20,9 +20,10 @@ shift 2
 reward=${REWARD:-extrinsic}
 folder=$setting
 [[ $reward == extrinsic ]] || folder=$setting-$reward
+paper_batch=(budget.num_envs=1024 budget.log_every=102400)
 case "$setting" in
-  paper_batch) learner=(budget.num_envs=1024 budget.log_every=102400) ;;
-  paper_batch_lr4x) learner=(budget.num_envs=1024 budget.log_every=102400 optim.lr_init=0.00544 optim.lr_end=0.000112) ;;
+  paper_batch) learner=("${paper_batch[@]}") ;;
+  paper_batch_lr4x) learner=("${paper_batch[@]}" optim.lr_init=0.00544 optim.lr_end=0.000112) ;;
   small) learner=() ;;
   a3c_cadence) learner=(budget.num_envs=8 optim.rollout_len=20) ;;
   ppo) learner=(optim.algo=ppo) ;;
