@@ -129,14 +129,16 @@ DEFAULTED_KEYS: dict[str, Any] = {
 
 def setting_params(config: dict[str, Any]) -> dict[str, Any]:
     """The flattened hyperparameters that define a setting (sections `model`, `reward`, `optim`,
-    and `budget.num_envs`: the synchronous learner's batch is num_envs × rollout_len, so it changes
-    what is learnt per env step), without `DEFAULTED_KEYS` at their default."""
+    `budget.num_envs` and `budget.lr_ref_envs`: the synchronous learner's batch is num_envs ×
+    rollout_len and its learning rate may scale with it, so both change what is learnt per env
+    step), without `DEFAULTED_KEYS` at their default."""
     params = {"env.name": get(config, "env.name")}
     for section in SETTING_SECTIONS:
         params.update(flatten(config.get(section) or {}, section + "."))
-    num_envs = get(config, "budget.num_envs")
-    if params.get("optim.algo") != "a3c" and num_envs is not None:
-        params["budget.num_envs"] = num_envs  # A3C's batch: optim.envs_per_worker
+    if params.get("optim.algo") != "a3c":  # A3C's batch: optim.envs_per_worker, lr unscaled
+        for key in ("budget.num_envs", "budget.lr_ref_envs"):
+            if get(config, key) is not None:
+                params[key] = get(config, key)
     for key, default in DEFAULTED_KEYS.items():
         if params.get(key, default) == default:
             params.pop(key, None)

@@ -120,6 +120,7 @@ class BudgetConfig:
     checkpoint_every: int = MISSING
     checkpoint_every_s: float = 600.0
     scale_schedules: bool = True
+    lr_ref_envs: int | None = None
 
 
 @dataclass
@@ -215,6 +216,8 @@ def validate(cfg: DictConfig | Config) -> None:
     _check(c.reward.curriculum >= 0, "reward.curriculum", c.reward.curriculum, ">= 0")
     for key in ("agent_steps", "num_envs", "log_every", "checkpoint_every"):
         _check(c.budget[key] >= 1, f"budget.{key}", c.budget[key], ">= 1")
+    ref = c.budget.lr_ref_envs
+    _check(ref is None or ref >= 1, "budget.lr_ref_envs", ref, ">= 1 or null (no batch scaling)")
     _check(c.budget.checkpoint_every_s > 0, "budget.checkpoint_every_s", c.budget.checkpoint_every_s, "> 0 seconds")
     src = c.reward.influence
     if src == "action":

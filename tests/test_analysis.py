@@ -495,6 +495,9 @@ def test_the_synchronous_learners_batch_is_part_of_the_setting() -> None:
     assert setting_id(a2c) == setting_id({**a2c, "budget": {"num_envs": 64, "agent_steps": 10_000_000}})
     a3c = {**a2c, "optim": {"algo": "a3c"}}
     assert setting_id(a3c) == setting_id({**a3c, "budget": {"num_envs": 1024, "agent_steps": 5_000_000}})
+    scaled = {**a2c, "budget": {**a2c["budget"], "lr_ref_envs": 16}}
+    assert setting_id(scaled) != setting_id(a2c)  # the batch rule changes the learning rate
+    assert setting_id({**a2c, "budget": {**a2c["budget"], "lr_ref_envs": None}}) == setting_id(a2c)
 
 
 def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ def test_experiment_then_budget_override_keeps_the_command_line_budget():
         (["device=tpu"], "device"),
         (["device=cpu", "model.cudagraphs=true"], "model.cudagraphs"),
         (["optim=a3c", "model.cudagraphs=true"], "model.cudagraphs"),
+        (["budget.lr_ref_envs=0"], "budget.lr_ref_envs"),
     ],
 )
 def test_bad_values_raise_one_line_naming_the_key(overrides, key):

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from si.config import register_configs
-from si.train.trainer import Budget, Trainer
+from si.train.trainer import Budget, Trainer, batch_lr_scale
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 register_configs()
@@ -174,3 +174,19 @@ def test_ic_pools_the_interval_before_taking_the_max_over_pairs():
                                  torch.cat([r["actions"][1:, :, j] for r in rolls]), 4, 4) for k, j in ((0, 1), (1, 0))]
     assert row["ic_symbol_action"] == pytest.approx(max(pooled), abs=1e-12)
     assert row["ic_symbol_action"] < 0.6 * math.log(4)  # the per-rollout maxima are ≈ ln 4 each
+
+
+def test_square_root_batch_rule_scales_the_learning_rate_of_the_synchronous_learners():
+    """budget.lr_ref_envs=2 with 8 envs: lr × sqrt(8 / 2) = 2 along the whole linear anneal."""
+    plain = make("optim.lr_init=0.001", "optim.lr_end=0.0002")
+    scaled = make("optim.lr_init=0.001", "optim.lr_end=0.0002", "budget.lr_ref_envs=2")
+    assert plain.lr_scale == 1.0 and scaled.lr_scale == 2.0
+    for iteration in (0, plain.budget.iterations // 2, plain.budget.iterations):
+        plain.iteration = scaled.iteration = iteration
+        assert scaled.lr() == pytest.approx(2 * plain.lr())
+    scaled.update(scaled.collect())
+    assert all(g["lr"] == pytest.approx(2 * plain.lr()) for g in scaled.optimizer.param_groups)
+    cfg = OmegaConf.create({"optim": {"algo": "a3c"}, "budget": {"num_envs": 1024, "lr_ref_envs": 64}})
+    assert batch_lr_scale(cfg) == 1.0  # the paper's values are per A3C worker: never scaled
+    cfg.optim.algo = "ppo"
+    assert batch_lr_scale(cfg) == 4.0

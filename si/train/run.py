@@ -203,6 +203,9 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
     a3c = cfg.optim.algo == "a3c"
     learner = A3C(cfg) if a3c else Trainer(cfg)
     trainer = learner.trainer if a3c else learner
+    if trainer.lr_scale != 1.0:
+        print_progress(f"{job_dir}: learning rate x{trainer.lr_scale:.3g} = sqrt(budget.num_envs {cfg.budget.num_envs} / "
+                       f"budget.lr_ref_envs {cfg.budget.lr_ref_envs}) (square-root batch rule)")
     table = MetricsTable(job_dir / "metrics.csv")
     wall0 = 0.0
     if has_checkpoint(job_dir):

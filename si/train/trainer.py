@@ -10,6 +10,7 @@ clipped steps for PPO).  The LSTM state is carried across rollouts and reset whe
 
 from __future__ import annotations
 
+import math
 import warnings
 from types import SimpleNamespace
 from dataclasses import dataclass, field
@@ -109,6 +110,17 @@ def make_optimizer(params: list[torch.nn.Parameter], oc: DictConfig) -> torch.op
     return torch.optim.Adam(params, lr=oc.lr_init, eps=oc.adam_eps)
 
 
+def batch_lr_scale(cfg: DictConfig) -> float:
+    """Square-root batch rule for the synchronous learners' learning rate (docs/results.md,
+    "Learner defaults"): ``sqrt(budget.num_envs / budget.lr_ref_envs)``, the factor that takes
+    ``optim.lr_init``/``lr_end``, given for ``lr_ref_envs`` envs, to this run's batch. 1 when
+    ``lr_ref_envs`` is null, and with ``optim=a3c`` (the paper's values are per A3C worker)."""
+    ref = cfg.budget.get("lr_ref_envs")
+    if ref is None or cfg.optim.algo == "a3c":
+        return 1.0
+    return math.sqrt(cfg.budget.num_envs / ref)
+
+
 class Trainer:
     """Builds env, model and optimiser from a resolved config and trains them.
 
@@ -138,6 +150,7 @@ class Trainer:
                 mc.visible_actions, mc.comm, mc.vocab, mc.comm_embedding, mc.moa,
             ).to(self.device)
         self.model = model
+        self.lr_scale = batch_lr_scale(cfg)
         self.optimizer = optimizer if optimizer is not None else make_optimizer(list(model.parameters()), oc)
         seed = cfg.seed + 100_003 * stream
         self.sampler = CategoricalSampler(seed, cfg.budget.num_envs, self.device)
@@ -201,7 +214,8 @@ class Trainer:
         return self.iteration / self.budget.iterations
 
     def lr(self) -> float:
-        return linear_schedule(self.cfg.optim.lr_init, self.cfg.optim.lr_end, self.progress)
+        """Learning rate now: ``lr_init`` → ``lr_end`` linearly, times :func:`batch_lr_scale`."""
+        return linear_schedule(self.cfg.optim.lr_init, self.cfg.optim.lr_end, self.progress) * self.lr_scale
 
     def entropy_coef(self) -> float:
         """Entropy weight: constant ``optim.entropy``, or annealed linearly to ``optim.entropy_end``."""
