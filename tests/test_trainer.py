@@ -190,3 +190,6 @@ def test_square_root_batch_rule_scales_the_learning_rate_of_the_synchronous_lear
     assert batch_lr_scale(cfg) == 1.0  # the paper's values are per A3C worker: never scaled
     cfg.optim.algo = "ppo"
     assert batch_lr_scale(cfg) == 4.0
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        paper = compose("config", overrides=["budget=paper"])
+    assert batch_lr_scale(paper) == 4.0  # the paper preset's 1024 envs: 4x the Table rates
