@@ -137,8 +137,8 @@ def setting_params(config: dict[str, Any]) -> dict[str, Any]:
         params.update(flatten(config.get(section) or {}, section + "."))
     if params.get("optim.algo") != "a3c":  # A3C's batch: optim.envs_per_worker, lr unscaled
         for key in ("budget.num_envs", "budget.lr_ref_envs"):
-            if get(config, key) is not None:
-                params[key] = get(config, key)
+            if (value := get(config, key)) is not None:
+                params[key] = value
     for key, default in DEFAULTED_KEYS.items():
         if params.get(key, default) == default:
             params.pop(key, None)
