@@ -506,9 +506,18 @@ def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> Non
                  "--bootstrap-reps", "50"]) == 0
     t4 = pd.read_csv(tmp_path / "tables" / "table4.csv").set_index(["model", "env"])
     finals = {m: round(float(t4.loc[(m, "harvest"), "mean"]), 1) for m in ("extrinsic", "influence", "moa_influence")}
-    assert finals == {"extrinsic": 323.3, "influence": 532.2, "moa_influence": 424.8}
-    assert t4.xs("harvest", level="env").loc[["extrinsic", "influence", "moa_influence"], "n"].tolist() == [2, 2, 2]
+    assert finals == {"extrinsic": 324.8, "influence": 532.2, "moa_influence": 424.8}
+    assert t4.xs("harvest", level="env").loc[["extrinsic", "influence", "moa_influence"], "n"].tolist() == [3, 2, 2]
     assert "Excluded: none." in (tmp_path / "report.md").read_text()
+
+
+def test_archived_cleanup_runs_reproduce_documented_table(tmp_path: Path) -> None:
+    """`archive/cleanup_1e7` still gives the Table 4 finals docs/results.md quotes for Cleanup."""
+    assert main([str(REPO / "archive" / "cleanup_1e7"), "--out", str(tmp_path), "--window-points", "10",
+                 "--bootstrap-reps", "50"]) == 0
+    t4 = pd.read_csv(tmp_path / "tables" / "table4.csv").set_index(["model", "env"]).xs("cleanup", level="env")
+    assert t4.loc[["extrinsic"], "mean"].round(1).tolist() == [11.4]
+    assert t4.loc[["extrinsic"], "n"].tolist() == [1]
 
 
 def test_unfinished_runs_are_left_out_by_default_and_every_skipped_folder_listed(tmp_path: Path) -> None:
