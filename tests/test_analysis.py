@@ -500,22 +500,24 @@ def test_the_synchronous_learners_batch_is_part_of_the_setting() -> None:
     assert setting_id({**a2c, "budget": {**a2c["budget"], "lr_ref_envs": None}}) == setting_id(a2c)
 
 
+def archived_table4(folder: str, env: str, out: Path) -> pd.DataFrame:
+    """Table 4 of `archive/<folder>` as the docs command writes it, the rows of ``env`` by model."""
+    assert main([str(REPO / "archive" / folder), "--out", str(out), "--window-points", "10", "--bootstrap-reps", "50"]) == 0
+    return pd.read_csv(out / "tables" / "table4.csv").set_index(["model", "env"]).xs(env, level="env")
+
+
 def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> None:
     """`archive/harvest_1e7` still gives the Table 4 finals docs/results.md quotes for Harvest."""
-    assert main([str(REPO / "archive" / "harvest_1e7"), "--out", str(tmp_path), "--window-points", "10",
-                 "--bootstrap-reps", "50"]) == 0
-    t4 = pd.read_csv(tmp_path / "tables" / "table4.csv").set_index(["model", "env"])
-    finals = {m: round(float(t4.loc[(m, "harvest"), "mean"]), 1) for m in ("extrinsic", "influence", "moa_influence")}
+    t4 = archived_table4("harvest_1e7", "harvest", tmp_path)
+    finals = {m: round(float(t4.loc[m, "mean"]), 1) for m in ("extrinsic", "influence", "moa_influence")}
     assert finals == {"extrinsic": 324.8, "influence": 460.5, "moa_influence": 391.4}
-    assert t4.xs("harvest", level="env").loc[["extrinsic", "influence", "moa_influence"], "n"].tolist() == [3, 3, 3]
+    assert t4.loc[["extrinsic", "influence", "moa_influence"], "n"].tolist() == [3, 3, 3]
     assert "Excluded: none." in (tmp_path / "report.md").read_text()
 
 
 def test_archived_cleanup_runs_reproduce_documented_table(tmp_path: Path) -> None:
     """`archive/cleanup_1e7` still gives the Table 4 finals docs/results.md quotes for Cleanup."""
-    assert main([str(REPO / "archive" / "cleanup_1e7"), "--out", str(tmp_path), "--window-points", "10",
-                 "--bootstrap-reps", "50"]) == 0
-    t4 = pd.read_csv(tmp_path / "tables" / "table4.csv").set_index(["model", "env"]).xs("cleanup", level="env")
+    t4 = archived_table4("cleanup_1e7", "cleanup", tmp_path)
     assert t4.loc[["extrinsic"], "mean"].round(1).tolist() == [14.6]
     assert t4.loc[["extrinsic"], "n"].tolist() == [3]
 
