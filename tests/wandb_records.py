@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -53,9 +54,25 @@ def history(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def run_files(job_dir: Path) -> list[Path]:
-    """A job's offline run files, oldest first (one per process that ran the job)."""
-    return sorted(job_dir.glob("wandb/offline-run-*/run-*.wandb"))
+def ended(path: Path) -> bool:
+    """Whether the run file's last record is W&B's ``exit`` record."""
+    last = None
+    for rec in records(path):
+        last = rec.WhichOneof("record_type")
+    return last == "exit"
+
+
+def run_files(job_dir: Path, timeout: float = 60.0) -> list[Path]:
+    """A job's offline run files, oldest first (one per process that ran the job).
+
+    ``run.finish()`` can return before W&B's service has written the whole file (seen on a loaded
+    machine), so this waits up to ``timeout`` s for the newest file's ``exit`` record; older files
+    (from killed processes) may stay cut short."""
+    files = sorted(job_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    deadline = time.monotonic() + timeout
+    while files and not ended(files[-1]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return files
 
 
 def summary(path: Path) -> dict[str, Any]:
