@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2
 
 BLOCK = 32 * 1024
@@ -55,10 +56,14 @@ def history(path: Path) -> list[dict[str, Any]]:
 
 
 def ended(path: Path) -> bool:
-    """Whether the run file's last record is W&B's ``exit`` record."""
+    """Whether the run file's last record is W&B's ``exit`` record (False while a record is still
+    being written and cannot be parsed yet)."""
     last = None
-    for rec in records(path):
-        last = rec.WhichOneof("record_type")
+    try:
+        for rec in records(path):
+            last = rec.WhichOneof("record_type")
+    except DecodeError:
+        return False
     return last == "exit"
 
 
