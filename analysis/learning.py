@@ -1,8 +1,10 @@
 """`python -m analysis.learning <folder>... --out <dir>`: how fast each learner setting learns.
 
 Each folder given is one setting, labelled by its name (e.g. `archive/learner_study/ppo`): the
-job folders under it are its seeds. For every setting the table gives the collective reward at
-fixed env-step marks (mean of the logged points in the `--mark-window` env steps up to each
+job folders under it are its seeds. A setting can also be `LABEL=GLOB[,GLOB...]`: the folders
+the globs match, labelled LABEL (e.g. `'paper=archive/cleanup_1e7/*_cleanup-influence-s*'`), for
+settings that share an archive folder with others. For every setting the table gives the
+collective reward at fixed env-step marks (mean of the logged points in the `--mark-window` env steps up to each
 mark, then mean over seeds), the peak of the `--peak-points`-point running mean and where it
 happens, when that running mean first reaches `--reach` (env steps and wall-clock hours: how fast
 the first learning phase is learnt; mean over the seeds that reach it, and how many do), the
@@ -15,6 +17,7 @@ Used for the learner sample-efficiency study (docs/results.md, "Learner sample e
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from pathlib import Path
 
@@ -86,7 +89,16 @@ def mean_curve(runs: list[Run], x: str, smooth: int) -> pd.DataFrame:
     return joined.reset_index().rename(columns={"index": "agent_steps"}).sort_values(x)
 
 
-def figure(settings: dict[str, list[Run]], x: str, xlabel: str, smooth: int, stem: Path) -> Path:
+def setting_folders(arg: str) -> tuple[str, list[Path]]:
+    """A setting argument: an existing folder (labelled by its name) or `LABEL=GLOB[,GLOB...]`."""
+    if Path(arg).exists() or "=" not in arg:
+        return Path(arg).name, [Path(arg)]
+    label, patterns = arg.split("=", 1)
+    return label, [Path(p) for pattern in patterns.split(",") for p in sorted(glob.glob(pattern))]
+
+
+def figure(settings: dict[str, list[Run]], x: str, xlabel: str, smooth: int, stem: Path,
+           ymin: float = -500.0, ymax: float | None = None) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for label, runs in settings.items():
         curve = mean_curve(runs, x, smooth)
@@ -94,7 +106,7 @@ def figure(settings: dict[str, list[Run]], x: str, xlabel: str, smooth: int, ste
                 label=f"{label} (n={len(runs)})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("collective reward per episode")
-    ax.set_ylim(bottom=max(-500.0, ax.get_ylim()[0]))  # the first steps' fines would flatten the rest
+    ax.set_ylim(bottom=max(ymin, ax.get_ylim()[0]), top=ymax)  # the first steps' fines would flatten the rest
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -106,7 +118,8 @@ def figure(settings: dict[str, list[Run]], x: str, xlabel: str, smooth: int, ste
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.learning", description=__doc__.split("\n\n")[0])
-    p.add_argument("settings", nargs="+", type=Path, help="one folder per setting (its name is the label)")
+    p.add_argument("settings", nargs="+",
+                   help="one folder per setting (its name is the label), or LABEL=GLOB[,GLOB...]")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--marks", default="1e6,2e6,5e6", help="env-step marks of the table, comma-separated")
     p.add_argument("--mark-window", type=float, default=320_000, help="env steps averaged up to each mark")
@@ -114,15 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reach", type=float, default=600.0,
                    help="collective reward whose first crossing (peak running mean) is timed")
     p.add_argument("--smooth-points", type=int, default=5, help="running mean (logging intervals) of the curves")
+    p.add_argument("--ymin", type=float, default=-500.0,
+                   help="lowest collective reward the figures show (the first steps' fines would flatten the rest)")
+    p.add_argument("--ymax", type=float, default=None, help="highest collective reward the figures show (default: all)")
     p.add_argument("--include-partial", action="store_true", help="also use unfinished runs")
     args = p.parse_args(argv)
     settings: dict[str, list[Run]] = {}
-    for folder in args.settings:
-        runs = [r for r in discover([folder]) if r.status == "complete" or (args.include_partial and r.status == "partial")]
+    for arg in args.settings:
+        label, folders = setting_folders(arg)
+        runs = [r for r in discover(folders) if r.status == "complete" or (args.include_partial and r.status == "partial")]
         if runs:
-            settings[folder.name] = runs
+            settings[label] = runs
         else:
-            print(f"{folder}: no finished run; left out", file=sys.stderr)
+            print(f"{arg}: no finished run; left out", file=sys.stderr)
     if not settings:
         print("error: no finished runs in the folders given", file=sys.stderr)
         return 2
@@ -137,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
           [f"at X: mean of the points logged in the {args.mark_window:,.0f} env steps up to X; peak: "
            f"{args.peak_points}-point running mean; {args.reach:g} at: where that running mean first reaches "
            f"{args.reach:g} (env steps, wall-clock hours), over the `reach` seeds that do; mean over seeds."]).write(args.out, "learning")
-    figure(settings, "agent_steps", "env steps", args.smooth_points, args.out / "learning_env_steps")
-    figure(settings, "wall_h", "wall-clock hours", args.smooth_points, args.out / "learning_wall_clock")
+    figure(settings, "agent_steps", "env steps", args.smooth_points, args.out / "learning_env_steps", args.ymin, args.ymax)
+    figure(settings, "wall_h", "wall-clock hours", args.smooth_points, args.out / "learning_wall_clock", args.ymin, args.ymax)
     print(table.to_string(index=False))
     return 0
 

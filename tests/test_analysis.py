@@ -602,6 +602,12 @@ def test_learning_speed_table_reads_marks_peak_and_wall_time_per_setting_folder(
     assert learning_main([str(tmp_path / "fast"), str(tmp_path / "slow"), "--out", str(out), "--reach", "960"]) == 0
     t = pd.read_csv(out / "learning.csv").set_index("setting")
     assert t["reach 960"].tolist() == [2, 0] and np.isnan(t.loc["slow", "960 at (M)"])
+    # LABEL=GLOB[,GLOB]: settings picked from folders that hold others; a glob matching nothing is left out
+    assert learning_main([f"quick={tmp_path}/fast/*_job", f"mixed={tmp_path}/fast/0_job,{tmp_path}/slow/1_job",
+                          f"none={tmp_path}/nothing*", "--out", str(out), "--marks", "1e6", "--mark-window", "300000"]) == 0
+    t = pd.read_csv(out / "learning.csv").set_index("setting")
+    assert t.index.tolist() == ["quick", "mixed"] and t["seeds"].tolist() == [2, 2]
+    assert t.loc["quick", "at 1M"] == pytest.approx(180.5) and t.loc["mixed", "at 1M"] == pytest.approx((180 + 91) / 2)
 
 
 def test_wandb_log_publishes_every_table_and_figure_as_one_analysis_run(tmp_path: Path, monkeypatch) -> None:
