@@ -500,15 +500,16 @@ def test_the_synchronous_learners_batch_is_part_of_the_setting() -> None:
     assert setting_id({**a2c, "budget": {**a2c["budget"], "lr_ref_envs": None}}) == setting_id(a2c)
 
 
-def archived_table4(folder: str, env: str, out: Path) -> pd.DataFrame:
-    """Table 4 of `archive/<folder>` as the docs command writes it, the rows of ``env`` by model."""
-    assert main([str(REPO / "archive" / folder), "--out", str(out), "--window-points", "10", "--bootstrap-reps", "50"]) == 0
+def archived_table4(folders: list[str], env: str, out: Path) -> pd.DataFrame:
+    """Table 4 of `archive/<folder>...` as the docs command writes it, the rows of ``env`` by model."""
+    roots = [str(REPO / "archive" / folder) for folder in folders]
+    assert main([*roots, "--out", str(out), "--window-points", "10", "--bootstrap-reps", "50"]) == 0
     return pd.read_csv(out / "tables" / "table4.csv").set_index(["model", "env"]).xs(env, level="env")
 
 
 def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> None:
     """`archive/harvest_1e7` still gives the Table 4 finals docs/results.md quotes for Harvest."""
-    t4 = archived_table4("harvest_1e7", "harvest", tmp_path)
+    t4 = archived_table4(["harvest_1e7"], "harvest", tmp_path)
     finals = {m: round(float(t4.loc[m, "mean"]), 1) for m in ("extrinsic", "influence", "moa_influence")}
     assert finals == {"extrinsic": 324.8, "influence": 460.5, "moa_influence": 391.4}
     assert t4.loc[["extrinsic", "influence", "moa_influence"], "n"].tolist() == [3, 3, 3]
@@ -517,10 +518,19 @@ def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> Non
 
 def test_archived_cleanup_runs_reproduce_documented_table(tmp_path: Path) -> None:
     """`archive/cleanup_1e7` still gives the Table 4 finals docs/results.md quotes for Cleanup."""
-    t4 = archived_table4("cleanup_1e7", "cleanup", tmp_path)
+    t4 = archived_table4(["cleanup_1e7"], "cleanup", tmp_path)
     models = ["extrinsic", "influence", "moa_influence"]
     assert t4.loc[models, "mean"].round(1).tolist() == [14.6, 2.9, 12.6]
     assert t4.loc[models, "n"].tolist() == [3, 3, 3]
+
+
+def test_archived_cleanup_entropy_ablation_is_the_best_basic_influence_setting(tmp_path: Path) -> None:
+    """With `archive/cleanup_1e7_entropy` beside it, basic influence's best setting is A3C's entropy cost."""
+    t4 = archived_table4(["cleanup_1e7", "cleanup_1e7_entropy"], "cleanup", tmp_path)
+    assert round(float(t4.loc["influence", "mean"]), 1) == 12.2 and t4.loc["influence", "n"] == 3
+    settings = (tmp_path / "tables" / "settings.md").read_text()
+    assert "| 12.2 | [9.8, 14.6] | 3 | 0 1 2 | optim.entropy=0.00176 |" in settings
+    assert "| 2.9 | [-1.1, 7.0] | 3 | 0 1 2 | optim.entropy=0.000248 |" in settings
 
 
 def test_unfinished_runs_are_left_out_by_default_and_every_skipped_folder_listed(tmp_path: Path) -> None:
