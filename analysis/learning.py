@@ -4,8 +4,8 @@ Each folder given is one setting, labelled by its name (e.g. `archive/learner_st
 job folders under it are its seeds. A setting can also be `LABEL=GLOB[,GLOB...]`: the folders
 the globs match, labelled LABEL (e.g. `'paper=archive/cleanup_1e7/*_cleanup-influence-s*'`), for
 settings that share an archive folder with others. For every setting the table gives the
-collective reward at fixed env-step marks (mean of the logged points in the `--mark-window` env steps up to each
-mark, then mean over seeds), the peak of the `--peak-points`-point running mean and where it
+collective reward at fixed env-step marks (mean of the logged points in the `--mark-window` env
+steps up to each mark, then mean over seeds), the peak of the `--peak-points`-point running mean and where it
 happens, when that running mean first reaches `--reach` (env steps and wall-clock hours: how fast
 the first learning phase is learnt; mean over the seeds that reach it, and how many do), the
 wall time and the env-steps/s of the runs. Two figures: collective reward against
