@@ -6,7 +6,17 @@ import torch
 
 from si.envs import ENV_NAMES, make_env
 from si.envs.cleanup import CLEAN, CleanupEnv
-from si.envs.gridworld import AGENT_COLOURS, FIRE, FIRE_BEAM, STAY, TURN_CLOCKWISE, VIEW, GridWorld, rgb
+from si.envs.gridworld import (
+    AGENT_COLOURS,
+    FIRE,
+    FIRE_BEAM,
+    MOVE_UP,
+    STAY,
+    TURN_CLOCKWISE,
+    VIEW,
+    GridWorld,
+    rgb,
+)
 from si.envs.harvest import SPAWN_PROB, HarvestEnv
 
 ROOM = ("@" * 13,) + ("@" + "P" * 11 + "@",) * 11 + ("@" * 13,)  # FIRE_RANGE_MAP of the original tests
@@ -55,6 +65,17 @@ def test_invariants_and_reward_accounting(name: str) -> None:
             allowed[env.waste_cells] = True
             assert not (env.waste & ~allowed).any(), "waste outside the river"
         assert out.done.all() == out.first.all() == (env.t == 0)
+
+
+def test_equal_move_priorities_let_one_agent_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = HarvestEnv(ROOM, 4, 2)
+    env.reset(seed=0)
+    place(env, [(6, 5), (6, 7)], [1, 3])  # facing each other across the free cell (6, 6)
+    draw = env.uniform
+    # stream 2 holds the movement priorities: all equal
+    monkeypatch.setattr(env, "uniform", lambda s, k: torch.zeros(env.num_envs, k) if s == 2 else draw(s, k))
+    act(env, [MOVE_UP, MOVE_UP])  # forward
+    assert env.pos.tolist() == [[env.cell_id(6, 6), env.cell_id(6, 7)]] * 4
 
 
 def test_fire_shape_and_walls() -> None:
@@ -148,6 +169,19 @@ def test_cleanup_growth_stops_when_dirty_and_resumes_after_cleaning() -> None:
     for _ in range(300):
         out = env.step(stay)
     assert (out.stats["waste_on_map"] >= 47).all() and (out.stats["waste_on_map"] <= 48).all()
+
+
+def test_cleanup_map_without_river_grows_apples_at_full_rate() -> None:
+    rows = ("@@@@@@", "@ P  @", "@  BB@", "@  BB@", "@  BP@", "@@@@@@")  # no H/R cells
+    b = 20000
+    env = CleanupEnv(rows, b, 2)
+    env.reset(seed=0)
+    out = act(env, [STAY, STAY])
+    assert out.stats["waste_on_map"].eq(0).all() and not env.waste.any()
+    p = out.stats["apples_on_map"].mean().item() / len(env.apple_cells)
+    assert abs(p - 0.05) <= 4 * (0.05 * 0.95 / (b * len(env.apple_cells))) ** 0.5, p
+    for _, out in random_rollout(CleanupEnv(rows, 16, 2), 50):  # CLEAN beams find nothing to clean
+        assert out.stats["cleaned"].eq(0).all() and out.stats["waste_on_map"].eq(0).all()
 
 
 def test_observation_rotation() -> None:

@@ -33,6 +33,14 @@ def test_contest_is_fair() -> None:
     assert abs(won_first - 0.5) < 0.04
 
 
+def test_contest_tie_goes_to_lowest_index() -> None:
+    assert run([0, 2], [1, 1], [0.5, 0.5]) == [1, 2]
+    assert run([9, 0, 2], [9, 1, 1], [0.5, 0.5, 0.5]) == [9, 1, 2]  # agent 0 stays, 1 beats 2
+    assert run([0, 2, 5], [1, 1, 1], [0.5, 0.5, 0.9]) == [0, 2, 1]  # a higher priority still wins
+    pos, target = torch.tensor([[0, 2, 4]]).expand(8, 3), torch.tensor([[3, 3, 3]]).expand(8, 3)
+    assert resolve_moves(pos, target, torch.zeros(8, 3)).tolist() == [[3, 2, 4]] * 8
+
+
 def test_swap_is_blocked() -> None:
     assert run([0, 1], [1, 0]) == [0, 1]
 

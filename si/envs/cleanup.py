@@ -5,8 +5,9 @@ Rules beyond :class:`~si.envs.gridworld.GridWorld` (fact sheet §3, §5):
 * Action 8 CLEAN fires a beam of the FIRE geometry that costs nothing, hits nobody, stops at
   the first agent, and turns the first waste cell it reaches into river (also under an agent)
   and stops there. Cleaners act one after another in a random order, so beams stack.
-* After cleaning, waste density ``d = #waste / #(H ∪ R cells)``. If ``d >= 0.4`` neither apples
-  nor waste spawn; otherwise every empty ``B`` cell without an agent grows an apple with
+* After cleaning, waste density ``d = #waste / #(H ∪ R cells)`` (``d = 0`` on a map without H/R
+  cells, as in the original; such a map never gets waste). If ``d >= 0.4`` neither apples nor
+  waste spawn; otherwise every empty ``B`` cell without an agent grows an apple with
   probability ``0.05 * (1 - d / 0.4)`` and one waste cell spawns with probability
   ``1 - 0.5**(#clean river cells)`` on a uniformly random clean H/R cell (the original's walk over
   a shuffled list with a 0.5 coin per clean cell has exactly this distribution). Waste may
@@ -103,7 +104,7 @@ class CleanupEnv(GridWorld):
         """CleanupEnv.compute_probabilities + spawn_apples_and_waste."""
         area = len(self.waste_cells)
         dirty = self.waste.gather(1, self.waste_idx)  # waste lies only on these cells
-        density = dirty.sum(1, dtype=torch.int32).to(torch.float32) / area
+        density = dirty.sum(1, dtype=torch.int32).to(torch.float32) / max(area, 1)  # 0 without river
         live = density < THRESHOLD_DEPLETION
         span = THRESHOLD_DEPLETION - THRESHOLD_RESTORATION
         p_apple = torch.where(
@@ -116,6 +117,8 @@ class CleanupEnv(GridWorld):
         grow = ~have & (self.uniform(STREAM_APPLE, len(self.apple_cells)) < p_apple[:, None])
         self._put(self.apples, self.apple_idx, have | grow)
         self._put(self.apples, self.pos, False)  # no growth under agents (their cells were just eaten)
+        if not area:
+            return
         clean = ~dirty
         p_waste = 1 - (1 - WASTE_SPAWN_PROB) ** clean.sum(1, dtype=torch.float32)
         spawn = live & (self.uniform(STREAM_WASTE, 1)[:, 0] < p_waste)

@@ -5,7 +5,8 @@ Rules (following ``MapEnv.update_moves`` of the original SSD code, fact sheet §
 1. Every agent has a *target* cell. Agents that STAY, turn, fire, clean, bump into a wall or
    take any other non-move action target their own cell: they keep it and act as obstacles.
 2. Several movers wanting the same cell: a uniformly random one (highest ``priority``) wins the
-   claim, the others stay. (Original: shuffle, first in order.)
+   claim, the others stay; of movers with exactly equal priorities the lowest agent index wins,
+   so exactly one claimant is left. (Original: shuffle, first in order.)
 3. A head-on swap (k wants j's cell and j wants k's cell) is blocked: both stay.
 4. A mover whose target is held by an agent that does not leave stays; its own cell then becomes
    held, which can block the agent behind it. Chains settle in at most ``N - 1`` passes.
@@ -29,7 +30,8 @@ def resolve_moves(pos: Tensor, target: Tensor, priority: Tensor) -> Tensor:
     Args:
         pos: ``(B, N)`` int64 current cells (distinct within an env).
         target: ``(B, N)`` int64 wanted cells (``pos`` for non-movers).
-        priority: ``(B, N)`` distinct values per env; the highest claimant wins a contested cell.
+        priority: ``(B, N)`` per-env values; the highest claimant wins a contested cell, ties go
+            to the lowest agent index.
 
     Returns:
         ``(B, N)`` int64 cells after the move.
@@ -39,7 +41,9 @@ def resolve_moves(pos: Tensor, target: Tensor, priority: Tensor) -> Tensor:
     not_self = ~torch.eye(n, dtype=torch.bool, device=pos.device)
     # rule 2: contested targets
     same = (target[:, :, None] == target[:, None, :]) & wants[:, :, None] & wants[:, None, :] & not_self
-    loses = (same & (priority[:, None, :] > priority[:, :, None])).any(2)
+    pk, pj = priority[:, :, None], priority[:, None, :]
+    idx = torch.arange(n, device=pos.device)
+    loses = (same & ((pj > pk) | ((pj == pk) & (idx[None, :] < idx[:, None])))).any(2)
     moving = wants & ~loses
     # occ[b, k, j]: k's target is j's current cell
     occ = (target[:, :, None] == pos[:, None, :]) & not_self
