@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
@@ -15,7 +16,8 @@ import pandas as pd  # noqa: E402
 
 from analysis import paper  # noqa: E402
 from analysis.runs import Run  # noqa: E402
-from analysis.stats import final_value, series, sliding_window_ci, t_interval, window_span  # noqa: E402
+from analysis.stats import (final_pair_max, final_value, series, sliding_window_ci, t_interval,  # noqa: E402
+                            window_span)
 
 STYLE = {"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 10,
          "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
@@ -55,87 +57,157 @@ def save(fig: plt.Figure, stem: Path) -> list[Path]:
     return paths
 
 
-def _panels(n: int, width: float = 4.2, height: float = 3.0) -> tuple[plt.Figure, list[plt.Axes]]:
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+def _panels(n: int, width: float = 4.2, height: float = 3.0,
+            layout: str | None = None) -> tuple[plt.Figure, list[plt.Axes]]:
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, layout=layout)
     return fig, list(axes[0])
 
 
 #: The curves' y-range is fitted to the part of training after this fraction of the x-range, so
 #: the first, untrained episodes (e.g. −4000 in Harvest at 0.1M steps) do not flatten the rest.
 Y_RANGE_FROM = 0.1
+#: Values a metric can take (lower, upper; None = unbounded): CI bands are clipped to them.
+VALID_RANGE: dict[str, tuple[float | None, float | None]] = {
+    "fires": (0.0, None), "hits": (0.0, None), "cleaned": (0.0, None), "apples": (0.0, None),
+    "gini": (0.0, None), "influential_moment_frac": (0.0, 1.0), "speaker_consistency": (0.0, 1.0),
+    "ic_symbol_action": (0.0, None), "ic_action_action": (0.0, None),
+}
+#: Columns that mean nothing in some games: drawn only for these envs.
+ENVS_OF: dict[str, tuple[str, ...]] = {"cleaned": ("cleanup",)}
+#: A curve needs this many logged points to be drawn.
+MIN_POINTS = 2
+#: When the requested window is longer than the run, the window is this fraction of the run.
+SHRUNK_WINDOW_FRACTION = 0.25
 
 
-def _fit_y_range(ax: plt.Axes, cis: list[pd.DataFrame], marks: list[float]) -> None:
+def window_points_for(n_points: int, requested: int) -> int:
+    """The sliding window in logged points: `requested`, or a quarter of the run (at least one
+    point) when `requested` exceeds the run's `n_points`, so a point is never the running mean
+    of everything before it."""
+    return requested if requested <= n_points else max(1, int(n_points * SHRUNK_WINDOW_FRACTION))
+
+
+def _fit_y_range(ax: plt.Axes, cis: list[pd.DataFrame], marks: list[float]) -> list[float]:
+    """Fit the y-range to the trained part of the curves; the marks widen it only when they lie
+    within the curves' own span (a distant paper number is listed instead). Returns the marks left
+    outside the range."""
     xmax = max(float(ci["agent_steps"].max()) for ci in cis)
     late = pd.concat([ci[ci["agent_steps"] >= Y_RANGE_FROM * xmax] for ci in cis])
-    vals = np.concatenate([late[["mean", "lo", "hi"]].to_numpy(float).ravel(), np.asarray(marks, float)])
+    vals = late[["mean", "lo", "hi"]].to_numpy(float).ravel()
     vals = vals[np.isfinite(vals)]
-    if vals.size:
-        lo, hi = float(vals.min()), float(vals.max())
-        pad = 0.05 * (hi - lo) if hi > lo else max(1.0, abs(hi) * 0.05)
-        ax.set_ylim(lo - pad, hi + pad)
+    if not vals.size:
+        return []
+    lo, hi = float(vals.min()), float(vals.max())
+    span = max(hi - lo, abs(hi) * 0.05, 1e-12)
+    near = [m for m in marks if lo - span <= m <= hi + span]
+    lo, hi = min([lo, *near]), max([hi, *near])
+    pad = 0.05 * (hi - lo) if hi > lo else max(1e-12, abs(hi) * 0.05)
+    ax.set_ylim(lo - pad, hi + pad)
+    return [m for m in marks if m not in near]
+
+
+def _curve_data(panels: dict[str, list[Curve]], column: str) -> dict[str, list[tuple[Curve, list[pd.DataFrame]]]]:
+    """Per game, the curves with at least `MIN_POINTS` logged points of `column` (games where the
+    column means nothing, `ENVS_OF`, left out)."""
+    data: dict[str, list[tuple[Curve, list[pd.DataFrame]]]] = {}
+    for env, curves in panels.items():
+        if env not in ENVS_OF.get(column, (env,)):
+            continue
+        for curve in curves:
+            frames = [series(r, column) for r in curve.runs]
+            if max(len(f) for f in frames) >= MIN_POINTS:
+                data.setdefault(env, []).append((curve, frames))
+    return data
 
 
 def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title: str, window_points: int,
                  confidence: float, stem: Path,
                  marks: dict[str, list[tuple[str, float, str]]] | None = None) -> tuple[list[Path], list[str]]:
-    """Mean and sliding-window `confidence` CI of `column` vs env steps, one panel per game.
+    """Mean over seeds and the sliding-window `confidence` CI over seeds (`sliding_window_ci`) of
+    `column` vs env steps, one panel per game; the plotted points go to `stem`.csv (columns env,
+    label, agent_steps, mean, ci_low, ci_high, n_seeds).
 
-    The window is `window_points` logged points (in env steps: that many logging intervals),
-    stated in the title; the y-range shows training after its first `Y_RANGE_FROM` of the x-range
-    and the `marks` (per game: label, value, colour; e.g. the paper's final numbers, dashed).
-    Curves without data for `column` are left out; returns the files (none when nothing is left)
-    and notes (skipped figure)."""
-    data: dict[str, list[tuple[Curve, list[pd.DataFrame]]]] = {}
-    for env, curves in panels.items():
-        for curve in curves:
-            frames = [series(r, column) for r in curve.runs]
-            if any(len(f) for f in frames):
-                data.setdefault(env, []).append((curve, frames))
+    The window is `window_points` logged points of the column (`window_points_for`: shrunk when
+    the run is shorter), in env steps that many logging intervals, stated in the title; bands are
+    clipped to the metric's `VALID_RANGE`; the y-range shows training after its first
+    `Y_RANGE_FROM` of the x-range and the `marks` near it (per game: label, value, colour; e.g.
+    the paper's final numbers, dashed; marks far outside are named in the legend only). Curves
+    with fewer than `MIN_POINTS` points, and games in which the column means nothing, are left
+    out; returns the files (none when nothing is left) and notes."""
+    data = _curve_data(panels, column)
     if not data:
-        return [], [f"{stem.name}: no run logged {column}; figure skipped"]
+        return [], [f"{stem.name}: no run logged {column} at {MIN_POINTS}+ points in a game where it applies; "
+                    "figure skipped"]
+    notes: list[str] = []
+    n_points = max(len(f) for curves in data.values() for _, frames in curves for f in frames)
+    points = window_points_for(n_points, window_points)
+    if points != window_points:
+        notes.append(f"{stem.name}: the runs log {n_points} points of {column}, fewer than the {window_points}-point "
+                     f"window; the window is {points} points instead")
+    low, high = VALID_RANGE.get(column, (None, None))
     used: list[float] = []
+    rows: list[pd.DataFrame] = []
     with plt.rc_context(STYLE):
-        fig, axes = _panels(len(data))
+        fig, axes = _panels(len(data), height=4.0, layout="constrained")  # room for the legends below
         for ax, (env, curves) in zip(axes, data.items()):
             cis = []
             for curve, frames in curves:
-                w = window_span(frames, window_points)
+                w = window_span(frames, points)
                 used.append(w)
                 ci = sliding_window_ci(frames, w, confidence)
-                if ci.empty:
-                    continue
+                ci[["lo", "hi"]] = ci[["lo", "hi"]].clip(lower=low, upper=high)
                 cis.append(ci)
-                ax.plot(ci["agent_steps"], ci["mean"], color=curve.color, lw=1.5,
-                        label=f"{curve.label} (n={len(curve.runs)})")
+                label = f"{curve.label} (n={len(curve.runs)})"
+                ax.plot(ci["agent_steps"], ci["mean"], color=curve.color, lw=1.5, label=label)
                 ax.fill_between(ci["agent_steps"], ci["lo"], ci["hi"], color=curve.color, alpha=0.2, lw=0)
+                rows.append(pd.DataFrame({"env": env, "label": curve.label, "agent_steps": ci["agent_steps"],
+                                          "mean": ci["mean"], "ci_low": ci["lo"], "ci_high": ci["hi"],
+                                          "n_seeds": ci["n"]}))
             env_marks = (marks or {}).get(env, [])
+            outside = _fit_y_range(ax, cis, [v for _, v, _ in env_marks])
             for label, value, mark_color in env_marks:
-                ax.axhline(value, color=mark_color, ls="--", lw=0.9, label=f"paper: {label} {value:g}")
-            if cis:
-                _fit_y_range(ax, cis, [v for _, v, _ in env_marks])
+                if value in outside:  # a legend entry only, so the data keep the axis
+                    ax.plot([], [], color=mark_color, ls="--", lw=0.9, label=f"paper: {label} {value:g} (off scale)")
+                else:
+                    ax.axhline(value, color=mark_color, ls="--", lw=0.9, label=f"paper: {label} {value:g}")
             ax.set_title(paper.ENV_TITLES.get(env, env))
             ax.set_xlabel("env steps (agent_steps)")
             ax.set_ylabel(ylabel)
-            ax.legend(loc="best")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22))
         lo, hi = min(used), max(used)
         span = f"{lo:.3g}" if lo == hi else f"{lo:.3g}–{hi:.3g}"
-        fig.suptitle(f"{title}\n({confidence:.1%} CI, sliding window of {window_points} logged points = {span} env steps)",
-                     fontsize="medium")
-        fig.tight_layout()
-        return save(fig, stem), []
+        shrunk = "" if points == window_points else f" ({window_points} asked: longer than the runs)"
+        fig.suptitle(f"{title}\n{confidence:.1%} CI over seeds (none with one seed), sliding window of {points} "
+                     f"logged points = {span} env steps{shrunk}", fontsize="medium")
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        pd.concat(rows, ignore_index=True).to_csv(stem.with_suffix(".csv"), index=False)
+        return save(fig, stem) + [stem.with_suffix(".csv")], notes
+
+
+def comm_final(run: Run, metric: str, last_n: int) -> float:
+    """A run's final value of a Fig 5 metric: IC metrics as §5.1 aggregates them
+    (`final_pair_max`: each pair averaged first, then the max over pairs); the others by
+    `final_value`."""
+    return final_pair_max(run, metric, last_n) if metric.startswith("ic_") else final_value(run, metric, last_n)
 
 
 def comm_metrics_figure(curves: dict[str, list[Curve]], last_n: int, confidence: float,
                         stem: Path) -> list[Path]:
-    """Fig 5: final communication metrics per model (bars: mean over seeds, t-interval)."""
+    """Fig 5: final communication metrics per model (bars: mean over seeds, t-interval; IC as
+    `comm_final`); the bars' values go to `stem`.csv (env, label, metric, mean, ci_low, ci_high,
+    n_seeds)."""
+    rows = []
     with plt.rc_context(STYLE):
         fig, axes = _panels(len(curves), width=5.5)
         for ax, (env, env_curves) in zip(axes, curves.items()):
             width = 0.8 / max(len(env_curves), 1)
             for i, curve in enumerate(env_curves):
-                stats = [t_interval(np.array([v for r in curve.runs if np.isfinite(v := final_value(r, m, last_n))]),
-                                    confidence) for m in COMM_METRICS]
+                finals = [np.array([v for r in curve.runs if np.isfinite(v := comm_final(r, m, last_n))])
+                          for m in COMM_METRICS]
+                stats = [t_interval(f, confidence) for f in finals]
+                rows += [{"env": env, "label": curve.label, "metric": m, "mean": st[0], "ci_low": st[1],
+                          "ci_high": st[2], "n_seeds": len(f)} for m, st, f in zip(COMM_METRICS, stats, finals)]
                 mean = np.array([s[0] for s in stats])
                 err = np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T
                 ax.bar(np.arange(len(COMM_METRICS)) + i * width, mean, width, yerr=np.nan_to_num(err),
@@ -146,7 +218,9 @@ def comm_metrics_figure(curves: dict[str, list[Curve]], last_n: int, confidence:
             ax.legend()
         fig.suptitle(f"Communication metrics (final, {confidence:.1%} CI over seeds)")
         fig.tight_layout()
-        return save(fig, stem)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(stem.with_suffix(".csv"), index=False)
+        return save(fig, stem) + [stem.with_suffix(".csv")]
 
 
 def correlation_figure(pairs: dict[str, pd.DataFrame], rho: dict[str, tuple[float, float, int]],
@@ -222,16 +296,18 @@ def schelling_figure(df: pd.DataFrame, confidence: float, stem: Path) -> list[Pa
 
 
 def rliable_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
-    """IQM with bootstrap CIs per model (one panel per scope) and P(model > A3C)."""
+    """IQM with bootstrap CIs per model (one panel per scope) and, when some scope has an A3C
+    baseline, P(model > A3C) below it."""
     scopes = list(dict.fromkeys(frame["scope"]))
+    rows = [("iqm", "iqm_lo", "iqm_hi", "IQM final collective reward")]
+    if frame["p_improve_vs_a3c"].notna().any():
+        rows.append(("p_improve_vs_a3c", "p_improve_lo", "p_improve_hi", "P(model > A3C)"))
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(2, len(scopes), figsize=(3.6 * len(scopes), 4.6), squeeze=False)
+        fig, axes = plt.subplots(len(rows), len(scopes), figsize=(3.6 * len(scopes), 2.3 * len(rows)), squeeze=False)
         for col, scope in enumerate(scopes):
             d = frame[frame["scope"] == scope].reset_index(drop=True)
             y = np.arange(len(d))
-            for row, (mid, lo, hi, xlabel) in enumerate(
-                    [("iqm", "iqm_lo", "iqm_hi", "IQM final collective reward" + (" ÷ paper IA" if scope == "all" else "")),
-                     ("p_improve_vs_a3c", "p_improve_lo", "p_improve_hi", "P(model > A3C)")]):
+            for row, (mid, lo, hi, xlabel) in enumerate(rows):
                 ax = axes[row][col]
                 for i, r in d.iterrows():
                     if np.isfinite(r[mid]):
@@ -239,8 +315,8 @@ def rliable_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
                         ax.plot([r[mid]], [i], "|", color="k", ms=10)
                 ax.set_yticks(y)
                 ax.set_yticklabels([paper.MODEL_TITLES.get(m, m) for m in d["model"]])
-                ax.set_xlabel(xlabel)
-                if row == 1:
+                ax.set_xlabel(xlabel + (" ÷ paper IA" if mid == "iqm" and scope == "all" else ""))
+                if mid == "p_improve_vs_a3c":
                     ax.set_xlim(0, 1)
                     ax.axvline(0.5, color="k", lw=0.5, ls="--")
                 if row == 0:

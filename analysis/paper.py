@@ -29,6 +29,9 @@ EXPERIMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "moa": ("Model of other agents", ("extrinsic", "moa", "moa_influence")),
 }
 
+#: Length of the paper's runs in env steps (Figs 1, 4, 7: 3e8 on the x-axis).
+PAPER_ENV_STEPS = 3e8
+
 #: Hyperparameter rows of Tables 1–3: paper label -> dotted config key.
 HPARAM_KEYS: dict[str, str] = {
     "Entropy reg.": "optim.entropy",

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, paper, tables
-from analysis.runs import Run, Setting, dedupe_seeds, discover, empty_job_dirs, group_settings, load_wandb
+from analysis.runs import Run, Setting, dedupe_seeds, discover, empty_job_dirs, get, group_settings, load_wandb
 from analysis.stats import (Exclusion, best_settings, harvest_exclusion, influence_reward_pairs, logging_interval,
-                            rank_settings, spearman)
+                            rank_settings, series, spearman)
 
 #: Columns the evaluator writes (see docs/analysis.md).
 BOX_TRAPPED_COLUMNS = ("episode", "t", "agent", "action", "open_box", "influence")
@@ -24,7 +24,7 @@ SCHELLING_COLUMNS = ("env", "num_cooperators", "role", "payoff")
 #: Training diagnostics drawn for the best setting of every model (figures/diag_<column>).
 DIAGNOSTICS: dict[str, str] = {
     "fires": "fires per episode", "hits": "times hit per episode", "cleaned": "waste cleaned per episode",
-    "apples": "apples per episode", "gini": "Gini (Eq 9)", "influence_mean": "influence per agent-step",
+    "apples": "apples per episode", "gini": "Gini (Eq 9)", "influence_mean": "influence per agent-step (nats, divergence D)",
     "influential_moment_frac": "influential-moment fraction", "ic_symbol_action": "IC symbol/action",
     "ic_action_action": "IC action/action",
 }
@@ -101,14 +101,19 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
             notes.extend(fig_notes)
 
     for name, (title, rewards) in paper.EXPERIMENTS.items():
+        envs = [env for env in paper.ENVS if any((env, r) in best for r in rewards[1:])]
+        if not envs:
+            notes.append(f"{name} figures: no {' or '.join(rewards[1:])} runs; skipped (the baseline alone is "
+                         "in the other figures)")
+            continue
         best_curves = {env: [figures.Curve(paper.MODEL_TITLES[r], figures.color(r), best[(env, r)].runs)
-                             for r in rewards if (env, r) in best] for env in paper.ENVS}
+                             for r in rewards if (env, r) in best] for env in envs}
         draw(best_curves, "collective_reward", "collective reward", f"{title}: best setting",
              f"collective_{name}", rewards)
         draw(best_curves, "equality_weighted", "R·(1−G)", f"{title}: equality-weighted",
              f"equality_weighted_{name}")
         top_curves: dict[str, list[figures.Curve]] = {}
-        for env in paper.ENVS:
+        for env in envs:
             for r in rewards:
                 runs, k = top_runs(env, r)
                 if runs:
@@ -116,9 +121,9 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
                         figures.Curve(f"{paper.MODEL_TITLES[r]} (top {k})", figures.color(r), runs))
         draw(top_curves, "collective_reward", "collective reward",
              f"{title}: top {opts.top_k} settings × seeds", f"top{opts.top_k}_{name}")
-    every_model = {env: [figures.Curve(paper.MODEL_TITLES.get(r, r), figures.color(r), s.runs)
-                         for (e, r), s in sorted(best.items()) if e == env] for env in paper.ENVS}
     for column, label in DIAGNOSTICS.items():
+        every_model = {env: [figures.Curve(_diagnostic_label(column, r, s), figures.color(r), s.runs)
+                             for (e, r), s in sorted(best.items()) if e == env] for env in paper.ENVS}
         draw(every_model, column, label, f"{label}, best setting of each model", f"diag_{column}")
     prosocial = {}
     for env in paper.ENVS:
@@ -132,6 +137,14 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
         draw({env: curves}, "collective_reward", "collective reward", f"{env}: best setting",
              f"collective_{env}")
     return paths
+
+
+def _diagnostic_label(column: str, reward: str, setting: Setting) -> str:
+    """A model's legend label; for `influence_mean` with the divergence D its value is measured in
+    (KL, JSD or PMI: Tables 1–3 choose it per game, so one axis may hold several)."""
+    title = paper.MODEL_TITLES.get(reward, reward)
+    divergence = get(setting.runs[0].config, "reward.divergence")
+    return f"{title} (D = {str(divergence).upper()})" if column == "influence_mean" and divergence else title
 
 
 def _communication_figures(settings: list[Setting], best: dict[tuple[str, str], Setting], opts: Options,
@@ -209,13 +222,16 @@ def _tables(settings: list[Setting], best: dict[tuple[str, str], Setting], opts:
     if any((env, r) in best for env in paper.ENVS for r in paper.TABLE4):
         frame = tables.table4_frame(best, opts.final_points, opts.table_confidence)
         frame.to_csv(table_dir / "table4.csv", index=False)
-        shown["table4"] = tables.table4(frame, opts.table_confidence, opts.alpha, opts.final_points)
+        steps = max(r.agent_steps for (env, reward), s in best.items() if reward in paper.TABLE4 for r in s.runs)
+        shown["table4"] = tables.table4(frame, opts.table_confidence, opts.alpha, opts.final_points, steps)
         written += shown["table4"].write(table_dir, "table4") + [table_dir / "table4.csv"]
         rl = tables.rliable_frame(best, opts.final_points, opts.bootstrap_reps, opts.table_confidence, opts.seed)
         if len(rl):
             rl.to_csv(table_dir / "rliable.csv", index=False)
             written += tables.rliable_table(rl, opts.table_confidence).write(table_dir, "rliable")
             written += [table_dir / "rliable.csv"] + figures.rliable_figure(rl, out / "figures" / "rliable")
+            if not rl["p_improve_vs_a3c"].notna().any():
+                notes.append("rliable: no A3C baseline runs, so no P(model > A3C) panel")
     else:
         notes.append("no Cleanup/Harvest runs of a Table 4 model; Table 4 and rliable aggregates skipped")
     return written, shown
@@ -271,17 +287,23 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
 
 
 def _units_text(runs: list[Run], opts: Options) -> list[str]:
-    """What the final values and the curves' window span, in logged points and in env steps."""
-    intervals = sorted({logging_interval([r.metrics]) for r in runs if len(r.metrics) > 1})
+    """What the final values and the curves' window span, in logged points and in env steps.
+
+    Both count logged points that hold a value: for `collective_reward`, the rows in which an
+    episode ended. Where episodes end in only some rows (e.g. 1024 envs whose episodes all end
+    together), a point is that many rows, and the spans below say so."""
+    spans = sorted({logging_interval([series(r, "collective_reward")]) for r in runs
+                    if len(series(r, "collective_reward")) > 1})
     lines = ["## Units", "",
              f"Env steps (`agent_steps`, the paper's x-axis) are environment timesteps summed over the batch. "
              f"Final values (Table 4 and the other tables) are the mean of the last {opts.final_points} logged "
-             f"points of a run (at most the second half of them); the curves' CI uses a trailing window of "
-             f"{opts.window_points} logged points (the paper's \"last 50\" and \"200 agent steps\", read as "
-             f"logged points, docs/analysis.md)."]
-    for iv in intervals:
-        lines.append(f"- logging interval {iv:,.0f} env steps: final values span {opts.final_points * iv:,.0f} env "
-                     f"steps, the window {opts.window_points * iv:,.0f} env steps")
+             f"points of a run that hold a value (at most the second half of them); the curves' CI is over seeds, "
+             f"each seed averaged over a trailing window of {opts.window_points} such points (the paper's \"last "
+             f"50\" and \"200 agent steps\", read as logged points, docs/analysis.md), shrunk to a quarter of the "
+             f"run where the run is shorter than the window (the figure titles and notes say so)."]
+    for iv in spans:
+        lines.append(f"- a collective reward every {iv:,.0f} env steps: final values span {opts.final_points * iv:,.0f} "
+                     f"env steps, the window {opts.window_points * iv:,.0f} env steps")
     return lines + [""]
 
 

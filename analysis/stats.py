@@ -85,6 +85,25 @@ def final_value(run: Run, column: str, last_n: int) -> float:
     return float(values[-min(last_n, max(1, len(values) // 2)):].mean()) if len(values) else float("nan")
 
 
+def pair_columns(df: pd.DataFrame, metric: str) -> list[str]:
+    """The per-pair columns `<metric>_<k>_<j>` of a metric logged for every ordered pair."""
+    pattern = re.compile(rf"^{re.escape(metric)}_(\d+)_(\d+)$")
+    return [c for c in df.columns if pattern.match(c)]
+
+
+def final_pair_max(run: Run, metric: str, last_n: int) -> float:
+    """Instantaneous coordination as §5.1 aggregates it: "first average over all trajectory steps,
+    then take the maximum value between any two agents": each pair's `final_value` of
+    `<metric>_<k>_<j>`, then the max over pairs. Runs logged without pair columns give the final
+    value of the per-row maximum `<metric>` (an upper bound: the max is taken before averaging)."""
+    cols = pair_columns(run.metrics, metric)
+    if not cols:
+        return final_value(run, metric, last_n)
+    values = np.array([final_value(run, c, last_n) for c in cols])
+    values = values[np.isfinite(values)]
+    return float(values.max()) if values.size else float("nan")
+
+
 def setting_finals(setting: Setting, column: str, last_n: int) -> np.ndarray:
     """`final_value` of every seed of a setting (NaNs dropped)."""
     v = np.array([final_value(r, column, last_n) for r in setting.runs])
@@ -125,36 +144,43 @@ def window_span(frames: list[pd.DataFrame], points: int) -> float:
     return points * logging_interval(frames)
 
 
-def sliding_window_ci(frames: list[pd.DataFrame], window: float, confidence: float) -> pd.DataFrame:
-    """Mean and t-interval of all seeds' points in a trailing window of agent steps.
+def _window_means(frame: pd.DataFrame, grid: np.ndarray, window: float) -> np.ndarray:
+    """Mean of one seed's values with t − window < agent_steps ≤ t, for every t of `grid`
+    (NaN where the seed has no point in the window)."""
+    f = frame.sort_values("agent_steps", kind="stable")
+    x = f["agent_steps"].to_numpy(float)
+    y = f["value"].to_numpy(float)
+    c = np.concatenate([[0.0], np.cumsum(y - y.mean())])  # centred for numerical stability
+    hi = np.searchsorted(x, grid, side="right")
+    lo = np.searchsorted(x, grid - window, side="right")
+    n = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (c[hi] - c[lo]) / n + y.mean(), np.nan)
 
-    At every distinct logged `agent_steps` value t, pool the (agent_steps, value) points of all
-    `frames` (one per seed) with t − window < agent_steps ≤ t and return their mean and the
-    two-sided `confidence` Student-t interval (mean ± t·sd/√n, n − 1 degrees of freedom).
-    Columns: agent_steps, mean, lo, hi, n (lo/hi NaN where n < 2).
+
+def sliding_window_ci(frames: list[pd.DataFrame], window: float, confidence: float) -> pd.DataFrame:
+    """The paper's curve error bars (§4.1: "a 99.5 % confidence interval (CI) over the random
+    seeds, computed within a sliding window"): at every distinct logged `agent_steps` value t,
+    each seed's (one frame per seed) mean over its points with t − window < agent_steps ≤ t,
+    then the mean and two-sided `confidence` Student-t interval over those seed means
+    (mean ± t·sd/√n, n − 1 degrees of freedom, n = seeds with a point in the window).
+
+    Points are never pooled across seeds, so the band is the spread between seeds, not the
+    number of logged points. Columns: agent_steps, mean, lo, hi, n (lo/hi NaN where n < 2: one
+    seed has no band).
     """
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=["agent_steps", "mean", "lo", "hi", "n"])
-    pooled = pd.concat(frames, ignore_index=True)
-    pooled = pooled.sort_values("agent_steps", kind="stable")
-    x = pooled["agent_steps"].to_numpy(float)
-    y = pooled["value"].to_numpy(float)
-    shift = y.mean()  # centre before summing squares, for numerical stability
-    c1 = np.concatenate([[0.0], np.cumsum(y - shift)])
-    c2 = np.concatenate([[0.0], np.cumsum((y - shift) ** 2)])
-    grid = np.unique(x)
-    hi_idx = np.searchsorted(x, grid, side="right")
-    lo_idx = np.searchsorted(x, grid - window, side="right")
-    n = hi_idx - lo_idx
-    s1 = c1[hi_idx] - c1[lo_idx]
-    s2 = c2[hi_idx] - c2[lo_idx]
-    mean = s1 / n
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.clip((s2 - n * mean**2) / (n - 1), 0, None)
-        half = sps.t.ppf((1 + confidence) / 2, n - 1) * np.sqrt(var / n)
+    grid = np.unique(np.concatenate([f["agent_steps"].to_numpy(float) for f in frames]))
+    means = np.stack([_window_means(f, grid, window) for f in frames])  # (seeds, grid)
+    n = np.isfinite(means).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns cannot occur; ddof with n = 1 can
+        mean = np.nanmean(means, axis=0)
+        sd = np.nanstd(means, axis=0, ddof=1)
+        half = sps.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n)
     half = np.where(n >= 2, half, np.nan)
-    mean = mean + shift
     return pd.DataFrame({"agent_steps": grid, "mean": mean, "lo": mean - half, "hi": mean + half, "n": n})
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,10 +28,12 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    banner: str = ""
+    """A warning printed between the title and the grid (e.g. the runs' length against the paper's)."""
 
     def markdown(self) -> str:
-        lines = [f"**{self.title}**", "", "| " + " | ".join(self.header) + " |",
-                 "|" + "|".join("---" for _ in self.header) + "|"]
+        lines = [f"**{self.title}**", ""] + ([f"> {self.banner}", ""] if self.banner else [])
+        lines += ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in self.rows]
         return "\n".join(lines + [""] + [f"{n}  " for n in self.notes]) + "\n"
 
@@ -42,7 +46,7 @@ class Table:
                  r"\begin{tabular}{l" + "r" * (len(self.header) - 1) + "}", r"\toprule",
                  " & ".join(cell(h) for h in self.header) + r" \\", r"\midrule"]
         lines += [" & ".join(cell(c) for c in row) + r" \\" for row in self.rows]
-        lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + _escape(" ".join([self.title] + self.notes)) + "}",
+        lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + _escape(" ".join([self.title, self.banner, *self.notes])) + "}",
                   r"\end{table}"]
         return "\n".join(lines) + "\n"
 
@@ -67,6 +71,17 @@ def _p(p: float) -> str:
     return "-" if not np.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
+def used_value(params: dict[str, Any], key: str) -> str:
+    """A setting's value of `key` as its runs used it: `optim.lr_init`/`lr_end` under the
+    square-root batch rule (`budget.lr_ref_envs` set, synchronous learner) are the config value
+    × √(num_envs / lr_ref_envs), with the rule named; everything else as configured."""
+    value, ref, envs = params.get(key), params.get("budget.lr_ref_envs"), params.get("budget.num_envs")
+    if key in ("optim.lr_init", "optim.lr_end") and value is not None and ref and envs:
+        factor = math.sqrt(envs / ref)
+        return f"{format_value(value * factor)} ({format_value(value)} × √({envs}/{ref}), square-root batch rule)"
+    return format_value(value)
+
+
 def hparam_table(number: int, best: dict[tuple[str, str], Setting], all_settings: list[Setting],
                  last_n: int) -> Table:
     """Table `number` (1–3): the best setting's hyperparameters per game × model, each cell
@@ -87,7 +102,7 @@ def hparam_table(number: int, best: dict[tuple[str, str], Setting], all_settings
     for label, key in rows_by_key:
         row = [label]
         for col in columns:
-            ours = format_value(best[col].params.get(key)) if col in best else "no runs"
+            ours = used_value(best[col].params, key) if col in best else "no runs"
             row.append(f"{ours} / {reference[col].get(label, '-') if label in paper.HPARAM_KEYS else 'n/a'}")
         rows.append(row)
     score_row, count_row = ["Final collective reward (ours)"], ["Settings tried × seeds of best"]
@@ -119,13 +134,31 @@ def table4_frame(best: dict[tuple[str, str], Setting], last_n: int, confidence: 
             reference = paper.TABLE4[paper.TABLE4_REFERENCE][env]
             rows.append({"model": reward, "env": env, "paper": paper_by_env[env], "mean": mean, "lo": lo,
                          "hi": hi, "n": len(finals), "setting": setting.id if setting else "",
-                         "paper_ia": reference, "p_vs_paper_ia": one_sample_p(finals, reference)})
+                         "paper_ia": reference, "p_vs_paper_ia": one_sample_p(finals, reference),
+                         "partial": partial_mark(setting) if setting else ""})
     return pd.DataFrame(rows)
 
 
-def table4(frame: pd.DataFrame, confidence: float, alpha: float, last_n: int) -> Table:
+def partial_mark(setting: Setting) -> str:
+    """"" when every run of the setting completed; else " †" and the steps each unfinished seed
+    reached (`--include-partial`), e.g. " † seed 1 at 1.2e+04"."""
+    parts = [f"seed {r.seed} at {r.agent_steps:.3g}" for r in setting.runs if r.status == "partial"]
+    return f" † {', '.join(parts)}" if parts else ""
+
+
+def length_banner(steps: float) -> str:
+    """The warning above every comparison with the paper: how long the runs are against the
+    paper's 3e8 env steps, and that a final value before convergence is not the paper's quantity."""
+    frac = steps / paper.PAPER_ENV_STEPS
+    return (f"Runs of up to {steps:.3g} env steps: {frac:.2%} of the paper's {paper.PAPER_ENV_STEPS:.0e}. "
+            + ("Their final values are taken before the paper's runs converge, so they are not the paper's "
+               "quantity, and a test against a paper number says how far from it these runs are, not whether "
+               "the paper holds." if frac < 1 else "The paper's length."))
+
+
+def table4(frame: pd.DataFrame, confidence: float, alpha: float, last_n: int, steps: float) -> Table:
     """Table 4 in the paper's layout: models × (paper, ours) per game. Ours is bold when it is
-    significantly above the paper's inequity-aversion number."""
+    significantly above the paper's inequity-aversion number; `length_banner(steps)` above it."""
     header = ["Model"]
     for env in paper.ENVS:
         title = paper.ENV_TITLES[env]
@@ -139,6 +172,7 @@ def table4(frame: pd.DataFrame, confidence: float, alpha: float, last_n: int) ->
             ours = "-" if r.n == 0 else _num(r["mean"]) + (f" [{_num(r.lo)}, {_num(r.hi)}]" if r.n > 1 else "")
             if reward != paper.TABLE4_REFERENCE and r.p_vs_paper_ia < alpha and r["mean"] > r.paper_ia:
                 ours = f"**{ours}**"
+            ours += r.partial
             row += [f"{r.paper:g}", ours, str(r.n), _p(r.p_vs_paper_ia)]
         rows.append(row)
     return Table("Table 4: final collective reward", header, rows, [
@@ -146,7 +180,8 @@ def table4(frame: pd.DataFrame, confidence: float, alpha: float, last_n: int) ->
         "second half of them); then mean over "
         f"seeds of the best setting with a {confidence:.0%} Student-t CI.",
         f"p: two-sided one-sample t-test of the seeds against the paper's inequity-aversion number; "
-        f"bold = significantly above it at alpha = {alpha:g}."])
+        f"bold = significantly above it at alpha = {alpha:g}.",
+        "†: uses unfinished runs (--include-partial), at the env steps given."], banner=length_banner(steps))
 
 
 def settings_table(ranked: list[tuple[Setting, float]], all_settings: list[Setting], last_n: int,
@@ -159,13 +194,14 @@ def settings_table(ranked: list[tuple[Setting, float]], all_settings: list[Setti
         finals = setting_finals(setting, "collective_reward", last_n)
         mean, lo, hi = t_interval(finals, confidence)
         diff = ", ".join(f"{k}={format_value(setting.params.get(k))}" for k in differing_keys(peers))
-        rows.append([setting.env, setting.reward, setting.id, _num(mean),
+        rows.append([setting.env, setting.reward, setting.id, _num(mean) + partial_mark(setting),
                      f"[{_num(lo)}, {_num(hi)}]", str(len(finals)),
                      " ".join(map(str, setting.seeds)), diff or "(only setting)"])
     rows.sort(key=lambda r: (r[0], r[1]))  # stable: rank order within each game × model
     return Table("All settings, best first within each game × model",
                  ["Game", "Model", "Setting", "Final collective reward", f"{confidence:.0%} CI", "n",
-                  "Seeds", "Differing hyperparameters"], rows)
+                  "Seeds", "Differing hyperparameters"], rows,
+                 ["†: uses unfinished runs (--include-partial), at the env steps given."])
 
 
 def finals_frame(settings: list[Setting], last_n: int) -> pd.DataFrame:

@@ -155,13 +155,20 @@ def coordination_from_counts(counts: Tensor) -> float:
     any two agents": per ordered pair k ≠ j, the plug-in MI of all its pooled samples; then the
     maximum over pairs. Pairs with no samples are ignored; nan if no pair has samples (or N < 2).
     """
-    n = counts.shape[0]
-    if n < 2:
+    if counts.shape[0] < 2:
         return math.nan
-    mi = _mi_from_counts(counts)
-    off_diag = ~torch.eye(n, dtype=torch.bool, device=mi.device)
-    mi = mi[off_diag & ~mi.isnan()]
+    mi = pair_coordination(counts)
+    mi = mi[~mi.isnan()]
     return float(mi.max()) if mi.numel() else math.nan
+
+
+def pair_coordination(counts: Tensor) -> Tensor:
+    """Plug-in MI of every ordered pair k ≠ j from pooled count tables ``[N_k, N_j, n_src, n_dst]``
+    (§5.1), as ``[N_k, N_j]``; nan on the diagonal and for pairs without samples. Logged per pair
+    so that analysis can average each pair over many intervals before taking the max."""
+    mi = _mi_from_counts(counts).clone()
+    mi.fill_diagonal_(math.nan)
+    return mi
 
 
 def instantaneous_coordination(

@@ -119,13 +119,31 @@ def test_sliding_window_ci_known_mean_and_width() -> None:
     ci = sliding_window_ci(frames, window=2, confidence=0.995)
     assert list(ci["agent_steps"]) == list(np.arange(10.0))
     assert np.allclose(ci["mean"], 2.0)
-    # t = 0: points {1, 3} -> sd √2, n 2; later: {1, 1, 3, 3} -> sd √(4/3), n 4.
-    first = sps.t.ppf(0.9975, 1) * np.sqrt(2) / np.sqrt(2)
-    later = sps.t.ppf(0.9975, 3) * np.sqrt(4 / 3) / 2
-    assert ci["n"].tolist() == [2] + [4] * 9
-    assert ci["hi"].iloc[0] - 2 == pytest.approx(first)
-    assert np.allclose(ci["hi"].iloc[1:] - 2, later)
+    # Seed means 1 and 3 in every window: sd √2 over n = 2 seeds, however many points the window holds.
+    half = sps.t.ppf(0.9975, 1) * np.sqrt(2) / np.sqrt(2)
+    assert ci["n"].tolist() == [2] * 10
+    assert np.allclose(ci["hi"] - 2, half)
     assert np.allclose(ci["mean"] - ci["lo"], ci["hi"] - ci["mean"])
+
+
+def test_sliding_window_ci_is_over_seeds_not_points() -> None:
+    """§4.1: the CI is over the random seeds. Five flat seeds at 100…500 with a 200-point window
+    give the t-interval of the five seed means (half-width ≈ 396), not of 1,000 pooled points (≈ 13)."""
+    frames = [pd.DataFrame({"agent_steps": np.arange(1, 301) * 10.0, "value": np.full(300, y)})
+              for y in (100.0, 200.0, 300.0, 400.0, 500.0)]
+    ci = sliding_window_ci(frames, window=2000, confidence=0.995)
+    last = ci.iloc[-1]
+    expected = sps.t.ppf(0.9975, 4) * np.std([100, 200, 300, 400, 500], ddof=1) / np.sqrt(5)
+    assert last["n"] == 5 and last["mean"] == pytest.approx(300.0)
+    assert last["hi"] - last["mean"] == pytest.approx(expected) and expected > 390
+
+
+def test_sliding_window_ci_averages_each_seed_before_the_seeds() -> None:
+    """A seed with more points in the window weighs as much as one with fewer."""
+    dense = pd.DataFrame({"agent_steps": np.arange(1, 11) * 1.0, "value": np.full(10, 0.0)})
+    sparse = pd.DataFrame({"agent_steps": [10.0], "value": [10.0]})
+    ci = sliding_window_ci([dense, sparse], window=100, confidence=0.95)
+    assert ci.iloc[-1]["mean"] == pytest.approx(5.0) and ci.iloc[-1]["n"] == 2
 
 
 def test_sliding_window_single_point_has_no_interval() -> None:
@@ -363,7 +381,9 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
             path = out / "figures" / f"{name}.{ext}"
             assert path.stat().st_size > 1000, path
             assert f"figures/{name}.{ext}" in report or ext == "png"
-    assert "logging interval 50 env steps: final values span 2,500 env steps, the window 1,000 env steps" in report
+    assert "a collective reward every 50 env steps: final values span 2,500 env steps, the window 1,000 env steps" in report
+    # Table 4 says how short the runs are before any comparison with the paper.
+    assert "> Runs of up to 2e+03 env steps: 0.00% of the paper's 3e+08. Their final values are taken before" in report
     finals = pd.read_csv(out / "tables" / "finals.csv")
     assert 9 not in finals[finals.env == "harvest"].seed.tolist()  # excluded
     box = (out / "tables" / "box_trapped.md").read_text()
@@ -427,8 +447,9 @@ def test_cli_without_runs_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_analysis_never_imports_training_code() -> None:
+    """Only `si.jobfiles` (the metrics checks shared with the trainer, standard library only)."""
     code = ("import sys, analysis.__main__, analysis.figures, analysis.report; "
-            "bad = [m for m in sys.modules if m == 'torch' or m == 'si' or m.startswith(('si.', 'torch.'))]; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('si', 'torch') and m not in ('si', 'si.jobfiles')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
@@ -547,6 +568,10 @@ def test_unfinished_runs_are_left_out_by_default_and_every_skipped_folder_listed
     assert "3_job`: no .hydra/config.yaml" in report
     analyse([sweep], tmp_path / "all", Options(bootstrap_reps=50, include_partial=True))
     assert pd.read_csv(tmp_path / "all" / "tables" / "finals.csv").seed.tolist() == [0, 1, 2]
+    # Every table cell that averages an unfinished run says so, with the steps it reached.
+    for table in ("table4", "settings"):
+        assert "† seed 2 at 80" in (tmp_path / "all" / "tables" / f"{table}.md").read_text(), table
+    assert "† seed" not in (tmp_path / "out" / "tables" / "table4.md").read_text()
 
 
 def test_the_config_a_job_was_started_with_wins_over_a_rewritten_hydra_config(tmp_path: Path) -> None:
@@ -671,3 +696,92 @@ def test_archived_learner_study_reproduces_documented_table(tmp_path: Path) -> N
     columns = ["at 1.024M", "at 2.048M", "at 3.072M", "at 4.096M", "peak"]
     assert t.round(0).loc["paper_batch", columns].tolist() == [-2117, 274, 339, 296, 339]
     assert t.round(0).loc["paper_batch_lr4x", columns].tolist() == [-393, 463, 536, 548, 548]
+
+
+def test_ic_bars_average_each_pair_before_the_max(tmp_path: Path) -> None:
+    """§5.1 "first average over all trajectory steps, then take the maximum value between any two
+    agents": pair 0→1 coordinates in even rows, 1→0 in odd rows. The per-row maximum is ln 2 in
+    every row; each pair's average is ln 2 / 2, and so is their max."""
+    even = np.tile([np.log(2), 0.0], 40)
+    df = make_metrics(steps=80, extra={"ic_symbol_action": np.log(2), "ic_symbol_action_0_1": even,
+                                       "ic_symbol_action_1_0": even[::-1]})
+    (run,) = discover([make_fake_job(tmp_path / "j", "harvest", "comm", 0, df)])
+    from analysis.figures import comm_final
+
+    assert final_value(run, "ic_symbol_action", 40) == pytest.approx(np.log(2))
+    assert comm_final(run, "ic_symbol_action", 40) == pytest.approx(np.log(2) / 2)
+    assert comm_final(run, "speaker_consistency", 40) != comm_final(run, "speaker_consistency", 40)  # NaN: not logged
+
+
+def _sweep_report(root: Path, window: int, steps: int = 40, extra: dict[int, dict[str, Any]] | None = None,
+                  models: tuple[str, ...] = ("extrinsic", "influence")) -> tuple[Path, str]:
+    """Five Harvest seeds per model, seed s flat at a collective reward of 100·(s + 1); analysed."""
+    for reward in models:
+        for seed in range(5):
+            df = make_metrics(steps=steps, agent_rewards=[20.0 * (seed + 1)] * 5, extra=(extra or {}).get(seed))
+            make_fake_job(root / "sweep" / reward / str(seed), "harvest", reward, seed, df)
+    out = root / "out"
+    assert main([str(root / "sweep"), "--out", str(out), "--window-points", str(window),
+                 "--bootstrap-reps", "10"]) == 0
+    return out / "figures", (out / "report.md").read_text()
+
+
+def test_curve_csv_has_the_band_over_seeds(tmp_path: Path) -> None:
+    """Every curve's points go to figures/<name>.csv; the band is the spread of the seeds' means."""
+    figs, _ = _sweep_report(tmp_path, window=10)
+    csv = pd.read_csv(figs / "collective_basic.csv")
+    assert list(csv.columns) == ["env", "label", "agent_steps", "mean", "ci_low", "ci_high", "n_seeds"]
+    last = csv[csv["label"] == "Influence"].iloc[-1]
+    half = sps.t.ppf(0.9975, 4) * np.std([100, 200, 300, 400, 500], ddof=1) / np.sqrt(5)
+    assert last["n_seeds"] == 5 and last["mean"] == pytest.approx(300.0)
+    assert last["ci_high"] - last["mean"] == pytest.approx(half)
+
+
+def test_bands_are_clipped_to_the_metric_range_and_inapplicable_figures_skipped(tmp_path: Path) -> None:
+    """Fires cannot be negative; `cleaned` means nothing in Harvest; one point draws no curve."""
+    fires = {s: {"fires": 100.0 if s == 4 else 0.0, "cleaned": 0.0} for s in range(5)}
+    figs, report = _sweep_report(tmp_path, window=10, extra=fires)
+    csv = pd.read_csv(figs / "diag_fires.csv")
+    assert csv["ci_low"].min() == 0.0 and csv["ci_high"].max() > 100
+    assert not (figs / "diag_cleaned.png").exists() and "diag_cleaned: no run logged cleaned" in report
+    assert not (figs / "collective_moa.png").exists() and "moa figures: no moa or moa_influence runs" in report
+
+
+def test_a_window_longer_than_the_run_is_shrunk_and_said(tmp_path: Path) -> None:
+    figs, report = _sweep_report(tmp_path, window=200, steps=9)
+    assert "the runs log 9 points of collective_reward, fewer than the 200-point window; the window is 2 points" \
+        in report
+    csv = pd.read_csv(figs / "collective_basic.csv")
+    seed_means = csv[csv["label"] == "Influence"]["mean"]
+    assert np.allclose(seed_means, 300.0)
+
+
+def test_one_point_draws_no_curve(tmp_path: Path) -> None:
+    figs, report = _sweep_report(tmp_path, window=10, steps=1, models=("extrinsic",))
+    assert not (figs / "diag_gini.png").exists() and "diag_gini: no run logged gini at 2+ points" in report
+
+
+def test_hparam_table_prints_the_learning_rate_the_runs_used(tmp_path: Path) -> None:
+    """Under the square-root batch rule (budget=paper: 1024 envs, lr_ref_envs 64) the runs train
+    with 4 × the configured lr_init; Table 1 prints that value and names the rule."""
+    for seed in range(2):
+        make_fake_job(tmp_path / f"j{seed}", "cleanup", "extrinsic", seed, make_metrics(),
+                      {"optim.lr_init": 0.00126, "budget.num_envs": 1024, "budget.lr_ref_envs": 64})
+    settings = group_settings(discover([tmp_path]))
+    table = hparam_table(1, best_settings(settings, 50), settings, 50)
+    row = next(r for r in table.rows if r[0] == "lr_init")
+    assert row[table.header.index("Cleanup A3C baseline")] == \
+        "0.00504 (0.00126 × √(1024/64), square-root batch rule) / .00126"
+
+
+def test_report_states_the_span_of_points_that_hold_a_collective_reward(tmp_path: Path) -> None:
+    """At budget=paper every episode ends in the same row, 1 row in 10: the final 50 points span
+    500 rows, and the report says so instead of 50 rows' worth."""
+    for seed in range(2):
+        df = make_metrics(steps=200, interval=100.0)
+        df.loc[df.index % 10 != 9, "collective_reward"] = np.nan
+        make_fake_job(tmp_path / "sweep" / str(seed), "cleanup", "extrinsic", seed, df)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "sweep"), "--out", str(out), "--window-points", "5", "--bootstrap-reps", "10"]) == 0
+    report = (out / "report.md").read_text()
+    assert "a collective reward every 1,000 env steps: final values span 50,000 env steps, the window 5,000" in report

@@ -174,6 +174,8 @@ def test_ic_pools_the_interval_before_taking_the_max_over_pairs():
                                  torch.cat([r["actions"][1:, :, j] for r in rolls]), 4, 4) for k, j in ((0, 1), (1, 0))]
     assert row["ic_symbol_action"] == pytest.approx(max(pooled), abs=1e-12)
     assert row["ic_symbol_action"] < 0.6 * math.log(4)  # the per-rollout maxima are ≈ ln 4 each
+    # Each ordered pair's pooled IC is logged too, for analysis to average over rows before the max.
+    assert [row["ic_symbol_action_0_1"], row["ic_symbol_action_1_0"]] == pytest.approx(pooled, abs=1e-12)
 
 
 def test_square_root_batch_rule_scales_the_learning_rate_of_the_synchronous_learners():
@@ -193,3 +195,20 @@ def test_square_root_batch_rule_scales_the_learning_rate_of_the_synchronous_lear
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         paper = compose("config", overrides=["budget=paper"])
     assert batch_lr_scale(paper) == 4.0  # the paper preset's 1024 envs: 4x the Table rates
+
+
+@pytest.mark.parametrize("reward", ["comm", "moa"])
+def test_baselines_measure_influence_without_rewarding_it(reward: str) -> None:
+    """Fig 5 and §6 compare baseline and influence agents on influence and influential moments:
+    the comm and MOA baselines compute their influence at β = 0, so it is logged, not rewarded."""
+    t = make("env=harvest", f"reward={reward}")
+    roll = t.collect()
+    assert roll["influence"].abs().sum() > 0
+    assert torch.equal(roll["rewards"], roll["extrinsic"])
+    if reward == "comm":
+        assert torch.equal(roll["comm_rewards"], roll["extrinsic"])
+    t._rollout_metrics(roll)
+    row = t.log_row(1.0, 1.0, 1)
+    assert math.isfinite(row["influence_mean"]) and math.isfinite(row["influential_moment_frac"])
+    if reward == "comm":
+        assert math.isfinite(row["ic_symbol_action_influential"])

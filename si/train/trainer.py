@@ -561,6 +561,8 @@ class Trainer:
             row[key] = acc.mean(key)
         for key in sorted(acc.tables):
             row[key] = M.coordination_from_counts(acc.tables[key])
+            pairs = M.pair_coordination(acc.tables[key]).tolist()
+            row.update({f"{key}_{k}_{j}": pairs[k][j] for k in range(self.n) for j in range(self.n) if k != j})
         row["beta"] = self.beta()
         row["lr"] = self.lr()
         row["env_steps_per_s"] = interval_steps / max(interval_s, 1e-9)
