@@ -1,24 +1,95 @@
-"""Validate every job of a sweep before any job is launched.
+"""Pre-launch checks: a refused launch prints one line per refused job and creates nothing.
 
-Hydra composes each job lazily, inside the launcher; schema errors surface there, but
-cross-field errors (``influencers ≥ agents``, ``vocab < 2`` …) would only appear inside the
-jobs.  :class:`ValidateSweep` is a Hydra callback that expands the sweep overrides the way the
-basic sweeper does, composes every job's config and runs :func:`si.config.validate` on it, so a
-bad value fails with one line before anything is submitted.
+Both stages run before Hydra creates a run or sweep folder:
+
+* :func:`check_command_line` reads the overrides before Hydra composes anything: a config-group
+  option must exist (``env=harvst`` → ``did you mean env=harvest?``) and a key must be one the
+  schema defines (``+optim.lr=0.1`` → ``did you mean optim.lr_init?``; Hydra's ``+`` would add it
+  and the run would ignore it).
+* :class:`PreLaunchChecks`, a Hydra callback, composes every job's config the way the launcher
+  will (``on_run_start`` for a single run; ``on_multirun_start`` for each job of a sweep,
+  expanded as the basic sweeper does) and refuses the launch when a config fails
+  :func:`si.config.validate`, asks for CUDA the machine lacks (local jobs), or names a job folder
+  that was started with another config or is in use by another process. Command-line keys that
+  have no effect with the job's reward/optim (:data:`si.config.EFFECTIVE_WHEN`) get one warning
+  line each.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 
-from si.config import ConfigError, validate
+from si.config import ConfigError, nearest, no_effect, unknown_key, validate
+from si.train.jobdir import JOB_CONFIG, JobFolderError, JobLock, _free, config_changes, has_checkpoint
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def group_options(conf: Path = CONF) -> dict[str, list[str]]:
+    """The config groups of ``conf/`` and their options (the YAML files in each)."""
+    return {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in sorted(conf.iterdir()) if d.is_dir()}
+
+
+def command_line_overrides(argv: Sequence[str]) -> list[Override]:
+    """The overrides of a ``launch/main.py`` command line, parsed as Hydra parses them; none when
+    Hydra would reject the line (it says why itself)."""
+    parser = get_args_parser()
+    parser.exit_on_error = False
+    try:
+        args, _ = parser.parse_known_args(list(argv))
+        return OverridesParser.create().parse_overrides(args.overrides)
+    except (argparse.ArgumentError, HydraException):
+        return []
+
+
+def _options_asked(override: Override) -> list[str]:
+    """The options a config-group override names (every choice of a sweep)."""
+    value = override.value()
+    if override.is_delete() or value is None or isinstance(value, dict):
+        return []
+    if isinstance(value, ChoiceSweep):
+        return list(override.sweep_string_iterator())
+    if override.is_sweep_override():  # glob(), range(): expanded by Hydra against the options
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def check_command_line(argv: Sequence[str], conf: Path = CONF) -> None:
+    """Raise :class:`ConfigError` for the first override that names a config-group option that
+    does not exist or a key the schema does not define, with the nearest valid one."""
+    groups = group_options(conf)
+    for override in command_line_overrides(argv):
+        key = override.key_or_group
+        if key.split(".")[0].split("/")[0] == "hydra" or override.package is not None:
+            continue
+        if key not in groups:
+            problem = unknown_key(key, list(groups))
+            if problem:
+                raise ConfigError(problem)
+            continue
+        for option in _options_asked(override):
+            if option not in groups[key]:
+                guess = nearest(option, groups[key])
+                hint = f"did you mean {key}={guess}? " if guess else ""
+                raise ConfigError(f"{key}={option} is not an option of {key}; {hint}"
+                                  f"(options: {', '.join(groups[key])})")
 
 
 def sweep_jobs(task_overrides: list[str]) -> list[list[str]]:
@@ -40,26 +111,118 @@ def check_device(cfg: DictConfig) -> None:
                           "machine; CUDA graphs need a GPU (model.cudagraphs=false on CPU)")
 
 
-def validate_overrides(overrides: list[str], local: bool) -> None:
-    cfg = compose("config", overrides=overrides)
-    validate(cfg)
+def check_job_folder(cfg: DictConfig, job_dir: Path) -> None:
+    """Refuse, as the job itself would (:func:`si.train.jobdir.settle_config`, :class:`JobLock`),
+    a folder that was started with another config or that another process trains in."""
+    started = job_dir / JOB_CONFIG
+    if started.exists() and has_checkpoint(job_dir) and not cfg.allow_config_change:
+        changes = config_changes(OmegaConf.to_container(OmegaConf.load(started), resolve=True),
+                                 OmegaConf.to_container(cfg, resolve=True))
+        diff = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items() if not _free(k)]
+        if diff:
+            raise JobFolderError(f"{job_dir} was started with another config ({', '.join(diff)}); rerun with the "
+                                 f"original values, use a new hydra.sweep.dir/hydra.run.dir, or add "
+                                 f"allow_config_change=true to continue with the new values")
+    if (job_dir / ".lock").exists():
+        with JobLock(job_dir):  # JobFolderError naming the holder while another process trains here
+            pass
+
+
+def task_config(cfg: DictConfig) -> DictConfig:
+    """``cfg`` without its ``hydra`` node: the config the job receives."""
+    task = copy.deepcopy(cfg)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def output_dir(cfg: DictConfig, dir_key: str, subdir_key: str | None = None) -> Path:
+    """The folder Hydra will create for the job of ``cfg`` (as ``hydra.core.utils.run_job`` does)."""
+    hydra_config = HydraConfig.instance()
+    previous = hydra_config.cfg
+    hydra_config.set_config(cfg)  # for ${hydra:...} in the folder names
+    try:
+        path = Path(str(OmegaConf.select(cfg, dir_key)))
+        return (path / str(OmegaConf.select(cfg, subdir_key)) if subdir_key else path).absolute()
+    finally:
+        hydra_config.cfg = previous
+
+
+def sweep_job_config(loader: ConfigLoader, sweep: DictConfig, overrides: list[str], num: int) -> DictConfig:
+    """Job ``num`` of a sweep, composed as the launchers compose it."""
+    try:
+        job = loader.load_sweep_config(sweep, overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(str(exc).strip().splitlines()[0]) from None
+    with read_write(job), open_dict(job):
+        job.hydra.job.num = num
+    return job
+
+
+def check_job(cfg: DictConfig, job_dir: Path, local: bool) -> None:
+    """Every check of one job (``cfg`` with its ``hydra`` node) that can refuse it before launch."""
+    task = task_config(cfg)
+    validate(task)
     if local:
-        check_device(cfg)
+        check_device(task)
+    check_job_folder(task, job_dir)
 
 
-class ValidateSweep(Callback):
-    """Run :func:`si.config.validate` on every job of a multirun in ``on_multirun_start``
-    (and the CUDA check unless the jobs go to SLURM, whose nodes have their own GPUs)."""
+def no_effect_warnings(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
+    """One line per command-line key that has no effect with the job's reward/optim."""
+    choices = cfg.hydra.runtime.choices
+    lines = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        reason = no_effect(cfg, override.key_or_group)
+        if reason:
+            lines.append(f"Warning: {override.input_line} has no effect with reward={choices.reward} "
+                         f"optim={choices.optim}: {reason}")
+    return lines
+
+
+def refusal(exc: Exception, overrides: Sequence[str] = ()) -> str:
+    """The one line that reports a refused job: a config error names the sweep job by its
+    ``overrides``, a job-folder error names the folder."""
+    if isinstance(exc, ConfigError):
+        return f"Config error{f' (job {chr(32).join(overrides)})' if overrides else ''}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _print(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+class PreLaunchChecks(Callback):
+    """Refuse a single run (``on_run_start``) or every bad job of a sweep (``on_multirun_start``)
+    with one line each before Hydra creates any folder; then warn about keys without effect."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_job(config, output_dir(config, "hydra.run.dir"), local=True)
+        except (ConfigError, JobFolderError) as exc:
+            _print([refusal(exc)])
+            raise SystemExit(2) from None
+        _print(no_effect_warnings(config, list(config.hydra.overrides.task)))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        loader = GlobalHydra.instance().config_loader()
         jobs = sweep_jobs(list(config.hydra.overrides.task))
         local = "slurm" not in str(config.hydra.launcher.get("_target_", "")).lower()
-        for overrides in jobs:
+        refused: list[str] = []
+        warnings: dict[str, None] = {}  # ordered, each line once
+        for num, overrides in enumerate(jobs):
             try:
-                validate_overrides(overrides, local)
-            except ConfigError as exc:
-                print(f"Config error (job {' '.join(overrides)}): {exc}", file=sys.stderr)
-                raise SystemExit(2) from None
+                job = sweep_job_config(loader, config, overrides, num)
+                check_job(job, output_dir(job, "hydra.sweep.dir", "hydra.sweep.subdir"), local)
+            except (ConfigError, JobFolderError) as exc:
+                refused.append(refusal(exc, overrides))
+                continue
+            warnings.update(dict.fromkeys(no_effect_warnings(job, overrides)))
+        if refused:
+            _print(refused)
+            raise SystemExit(2)
+        _print(list(warnings))
         print(f"{len(jobs)} jobs validated. Their progress lines go to "
               f"{config.hydra.sweep.dir}/.submitit/*/*_log.err (tail -f them); each job folder gets "
               f"metrics.csv and summary.json.", file=sys.stderr)

@@ -3,7 +3,8 @@
 A plain run trains in-process in ``outputs/runs/…``; ``-m`` sweeps go through the launcher
 preset (submitit on this machine by default, ``launcher=slurm`` for SLURM), one job per run in
 ``multirun/<time>/<num>_<env>-<reward>-s<seed>``.  Rerunning a sweep with the same
-``hydra.sweep.dir`` resumes every unfinished job from its own checkpoint.
+``hydra.sweep.dir`` resumes every unfinished job from its own checkpoint.  A launch that
+launch.checks refuses prints one line per refused job and creates no folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.runs import setting_id  # noqa: E402
-from launch.checks import check_device  # noqa: E402
+from launch.checks import check_command_line  # noqa: E402
 from si.config import ConfigError, register_configs, validate  # noqa: E402
 
 register_configs()
@@ -49,6 +50,16 @@ def pin_local_gpu(job_num: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(job_num % count)
 
 
+def restore_hydra_config(job_dir: Path) -> None:
+    """After a refusal inside the job, put back the config the job keeps (``job_config.yaml``)
+    into ``.hydra/config.yaml``, which Hydra rewrote with the refused values before the job started."""
+    from si.train.jobdir import JOB_CONFIG, atomic_write
+
+    kept = job_dir / JOB_CONFIG
+    if kept.exists() and (job_dir / ".hydra").is_dir():
+        atomic_write(job_dir / ".hydra" / "config.yaml", kept.read_bytes())
+
+
 def remove_submitit_template_folder(submitit_folder: str | None) -> None:
     """Remove the empty ``.submitit/%j`` folder: submitit's executors create their folder
     template literally before any job id exists, and each job writes to its own id's folder."""
@@ -63,10 +74,8 @@ def remove_submitit_template_folder(submitit_folder: str | None) -> None:
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     multirun = hc.mode.name == "MULTIRUN"
-    try:
+    try:  # checked before launch (launch.checks.PreLaunchChecks); kept for jobs started without it
         validate(cfg)
-        if not multirun:  # sweeps are checked before launch (launch.checks.ValidateSweep)
-            check_device(cfg)
     except ConfigError as exc:
         raise SystemExit(f"Config error: {exc}") from None
     job_dir = Path(hc.runtime.output_dir)
@@ -77,16 +86,31 @@ def main(cfg: DictConfig) -> None:
             cfg.threads = int(hc.launcher.cpus_per_task)
     else:
         print(OmegaConf.to_yaml(cfg, resolve=True), file=sys.stderr)
+        print(f"Job folder: {job_dir}", file=sys.stderr)
 
     from si.train.jobdir import JobFolderError
     from si.train.run import run
     from si.train.trainer import DivergenceError
 
     try:  # run() writes the resolved config the job keeps (job_config.yaml, .hydra/config.yaml)
-        run(cfg, job_dir, group=setting_group(cfg))
+        summary = run(cfg, job_dir, group=setting_group(cfg))
     except (JobFolderError, DivergenceError) as exc:
+        if isinstance(exc, JobFolderError):
+            restore_hydra_config(job_dir)
         raise SystemExit(f"{type(exc).__name__}: {exc}") from None
+    if not multirun:
+        print(f"Job folder: {job_dir} ({summary['status']}, {summary['agent_steps']:,} agent steps)",
+              file=sys.stderr)
+
+
+def cli() -> None:
+    """``python launch/main.py …``: the command-line checks of launch.checks, then Hydra."""
+    try:
+        check_command_line(sys.argv[1:])
+    except ConfigError as exc:
+        raise SystemExit(f"Config error: {exc}") from None
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -1,14 +1,20 @@
 """Typed config schema (registered in Hydra's ConfigStore) and cross-field validation.
 
-Values live in ``conf/``; these dataclasses only fix names and types, so a misspelt key or a
-wrong type fails when Hydra composes the config.  :func:`validate` runs the checks that involve
-several fields (e.g. influencers < agents) and raises :class:`ConfigError` with one line naming
-the key and the allowed values, before any job is launched.
+Values live in ``conf/``; these dataclasses only fix names and types, so a wrong type fails
+when Hydra composes the config, and :func:`unknown_key` names the nearest valid key for one the
+schema lacks (the launcher checks every command-line key with it, since Hydra's ``+key=value``
+adds keys the run would ignore).  :func:`validate` runs the checks that involve several fields
+(e.g. influencers < agents) and raises :class:`ConfigError` with one line naming the key and the
+allowed values, before any job is launched.  :data:`EFFECTIVE_WHEN` says which keys only some
+variants read (:func:`no_effect`).
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -29,6 +35,7 @@ REWARD_NAMES = (
     "inequity_aversion",
 )
 INFLUENCE_SOURCES = ("none", "action", "symbol", "moa")
+INFLUENCING = INFLUENCE_SOURCES[1:]
 DIVERGENCES = ("kl", "jsd", "pmi")
 ALGOS = ("a2c", "ppo", "a3c")
 OPTIMIZERS = ("adam", "rmsprop")
@@ -150,6 +157,109 @@ class Config:
     allow_config_change: bool = False
     paper_table: str = "none"
     run_name: str = MISSING
+
+
+#: When a key has an effect on the run: key → {key it depends on: the values with which it has
+#: one}; every condition must hold. Keys not listed always have an effect. The launcher warns,
+#: before launch, about a command-line key whose conditions fail (:func:`no_effect`).
+EFFECTIVE_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
+    **{f"reward.{k}": {"reward.influence": INFLUENCING} for k in ("alpha", "beta", "curriculum", "divergence", "clip")},
+    "reward.num_influencers": {"reward.influence": ("action",)},
+    "reward.influencee_reward": {"reward.influence": ("action",)},
+    "reward.only_visible": {"reward.influence": ("moa",)},
+    "reward.eta": {"reward.name": ("collective",)},
+    **{f"reward.{k}": {"reward.name": ("inequity_aversion",)} for k in ("ia_alpha", "ia_beta", "ia_lambda")},
+    "model.vocab": {"model.comm": (True,)},
+    "model.comm_embedding": {"model.comm": (True,)},
+    "optim.workers": {"optim.algo": ("a3c",)},
+    "optim.envs_per_worker": {"optim.algo": ("a3c",)},
+    "optim.ppo_epochs": {"optim.algo": ("ppo",)},
+    "optim.ppo_clip": {"optim.algo": ("ppo",)},
+    "optim.adam_eps": {"optim.optimizer": ("adam",)},
+    "optim.rmsprop_alpha": {"optim.optimizer": ("rmsprop",)},
+    "optim.rmsprop_eps": {"optim.optimizer": ("rmsprop",)},
+    "optim.comm_entropy": {"model.comm": (True,)},
+    "optim.comm_loss_weight": {"model.comm": (True,)},
+    "optim.moa_loss_weight": {"model.moa": (True,)},
+    "optim.moa_only_when_visible": {"model.moa": (True,)},
+    "budget.num_envs": {"optim.algo": ("a2c", "ppo")},  # A3C: optim.envs_per_worker per worker
+    "budget.lr_ref_envs": {"optim.algo": ("a2c", "ppo")},
+    **{f"logger.{k}": {"logger.backend": ("wandb",)}
+       for k in ("mode", "project", "entity", "tags", "video_every", "video_steps")},
+}
+
+
+def _show(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def no_effect(cfg: DictConfig, key: str) -> str | None:
+    """Why ``key`` has no effect on a run of ``cfg`` (from :data:`EFFECTIVE_WHEN`), or None."""
+    for other, values in EFFECTIVE_WHEN.get(key, {}).items():
+        actual = OmegaConf.select(cfg, other)
+        if actual not in values:
+            return f"it is used only when {other} is {' or '.join(map(_show, values))} (here {_show(actual)})"
+    return None
+
+
+def nearest(word: str, options: Iterable[str]) -> str | None:
+    """The option a misspelt ``word`` most likely meant: the first that starts with it, else the
+    closest by :func:`difflib.get_close_matches`; None when nothing is close."""
+    options = list(options)
+    starts = [o for o in options if o.startswith(word)]
+    close = starts or difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(Config))
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        out += _dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return out
+
+
+def _first_unknown(key: str) -> tuple[int, list[str]] | None:
+    """Index of the first part of the dotted ``key`` the schema lacks and the valid names there;
+    None when the schema defines the key (or it points inside a list value)."""
+    node: Any = _schema()
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(node, dict):
+            return None
+        if part not in node:
+            return i, list(node)
+        node = node[part]
+    return None
+
+
+def _suggest(key: str, top_level: Sequence[str]) -> str | None:
+    """The valid key nearest to ``key``: each unknown part replaced by its nearest sibling, else
+    the key elsewhere in the schema with the nearest last part (``reward.lr_init`` → ``optim.lr_init``)."""
+    missing = _first_unknown(key)
+    if missing is None or key in top_level:
+        return key
+    i, names = missing
+    parts = key.split(".")
+    fix = nearest(parts[i], names + (list(top_level) if len(parts) == 1 else []))
+    if fix is not None:  # this part fixed; the parts after it are checked next
+        return _suggest(".".join([*parts[:i], fix, *parts[i + 1:]]), top_level)
+    keys = _dotted(_schema())
+    leaves = [k.rsplit(".", 1)[-1] for k in keys]
+    leaf = nearest(parts[-1], leaves)
+    return keys[leaves.index(leaf)] if leaf else None
+
+
+def unknown_key(key: str, top_level: Sequence[str] = ()) -> str | None:
+    """None when the schema defines the dotted ``key``; else one line naming the nearest valid
+    key. ``top_level`` adds names that are valid at the top (config groups)."""
+    if _first_unknown(key) is None or key in top_level:
+        return None
+    guess = _suggest(key, top_level)
+    return f"{key} is not a config key" + (f"; did you mean {guess}?" if guess else "")
 
 
 def register_configs() -> None:

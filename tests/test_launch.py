@@ -69,6 +69,11 @@ def test_single_run_writes_job_folder_contract_and_wandb_offline(tmp_path):
 
     assert summary["wandb_group"] == f"harvest-influence-{load_run(job).setting_id}", "one setting id in W&B and reports"
     assert "env-steps/s" in proc.stderr and "ETA" in proc.stderr
+    lines = proc.stderr.splitlines()
+    folder = [i for i, line in enumerate(lines) if line.startswith(f"Job folder: {job}")]
+    progress = [i for i, line in enumerate(lines) if "ETA" in line]
+    assert len(folder) == 2 and folder[0] < progress[0] and progress[-1] < folder[1], "the job folder at start and end"
+    assert lines[folder[1]] == f"Job folder: {job} (complete, 2,000 agent steps)"
 
 
 def test_used_by_sweep_runs_every_job_through_submitit_local(tmp_path):
