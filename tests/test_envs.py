@@ -218,6 +218,36 @@ def test_agents_in_first_observation_and_visibility() -> None:
     assert out.actions.eq(STAY).all() and out.reward.eq(0).all() and out.first.all()
 
 
+PLACES = ("@@@@@@@@@@@@@@", "@HRSB       P@", "@PPPP        @", "@@@@@@@@@@@@@@")
+"""Cleanup row 1: waste H, river R, stream S, apple-spawn B, then floor up to column 12."""
+
+
+def test_place_stats_count_agents_in_view_and_on_river_and_orchard_cells() -> None:
+    env = CleanupEnv(PLACES, 2, 5)
+    out = env.reset(seed=0)
+    assert all(out.stats[k].eq(0).all() for k in ("in_view", "in_river", "in_orchard"))
+    # Agents on H, R, S, B see each other; agent 4 at column 12 is 8 columns from the nearest.
+    place(env, [(1, 1), (1, 2), (1, 3), (1, 4), (1, 12)], [0, 0, 0, 0, 3])
+    for _ in range(3):
+        out = act(env, [STAY] * 5)
+        assert out.stats["in_view"].tolist() == [[3, 3, 3, 3, 0]] * 2
+        assert out.stats["in_river"].tolist() == [[1, 1, 0, 0, 0]] * 2  # the stream S is not river
+        assert out.stats["in_orchard"].tolist() == [[0, 0, 0, 1, 0]] * 2
+    out = act(env, [STAY] * 4 + [MOVE_UP])  # agent 4 faces left: forward to column 11, 7 from B
+    assert out.stats["in_view"].tolist() == [[3, 3, 3, 4, 1]] * 2, "counted after the moves"
+    assert torch.equal(out.stats["in_view"] + 1, out.visible.sum(-1).float())
+
+
+def test_harvest_has_no_river_and_its_orchard_is_the_apple_cells() -> None:
+    env = make_env("harvest", 1, 2, map_name="harvest_mini")
+    env.reset(seed=0)
+    place(env, [(2, 3), (1, 1)], [0, 0])
+    out = act(env, [STAY, STAY])
+    assert out.stats["in_river"].tolist() == [[0, 0]] and out.stats["in_orchard"].tolist() == [[1, 0]]
+    assert out.stats["in_view"].tolist() == [[1, 1]]
+    assert not env.on_river.any() and env.on_orchard.sum() == len(env.apple_cells)
+
+
 def test_auto_reset_at_horizon() -> None:
     env = make_env("harvest", 3, 2, horizon=4)
     env.reset(seed=0)

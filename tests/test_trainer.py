@@ -9,7 +9,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from si.config import register_configs
-from si.train.trainer import Budget, Trainer, batch_lr_scale
+from si.envs.cleanup import CleanupEnv
+from si.envs.gridworld import PLACE_STATS, STAY
+from si.train.trainer import EPISODE_STATS, Budget, Trainer, batch_lr_scale
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 register_configs()
@@ -212,3 +214,58 @@ def test_baselines_measure_influence_without_rewarding_it(reward: str) -> None:
     assert math.isfinite(row["influence_mean"]) and math.isfinite(row["influential_moment_frac"])
     if reward == "comm":
         assert math.isfinite(row["ic_symbol_action_influential"])
+
+
+PLACES = ("@@@@@@@@@@@@@@", "@HRSB       P@", "@PPPP        @", "@@@@@@@@@@@@@@")
+"""Cleanup row 1: waste H, river R, stream S, apple-spawn B, then floor up to column 12."""
+
+
+def test_place_fractions_of_an_episode_of_stay_actions() -> None:
+    """Agents on H, R, S, B (in view of each other) and one on floor at column 12 (8 columns from
+    the nearest, out of view) stay for a whole 50-step episode: four agents see 3 of their 4
+    others, the fifth none; 2 of 5 are on the river (H, R; the stream S is not), 1 on the orchard."""
+    t = make("env=cleanup", "reward=extrinsic")
+    t.env = CleanupEnv(PLACES, t.cfg.budget.num_envs, 5, horizon=t.env.horizon)
+    t._reset_carry(t.env.reset(seed=0))
+    t.env.pos[:] = torch.tensor([t.env.cell_id(1, c) for c in (1, 2, 3, 4, 12)])
+    transition = t.env.transition
+    t.env.transition = lambda actions: transition(torch.full_like(actions, STAY))  # type: ignore[method-assign]
+    t.collect()
+    t.collect()  # 2 × 25 steps: the episode ends
+    row = t.log_row(1.0, 1.0, 1)
+    assert t.episodes == 8
+    assert row["in_view_frac"] == pytest.approx((4 * 3 / 4 + 0) / 5)
+    assert row["river_frac"] == pytest.approx(2 / 5) and row["orchard_frac"] == pytest.approx(1 / 5)
+    assert not set(PLACE_STATS) & set(row), "logged as fractions only"
+
+
+def test_harvest_logs_place_fractions_without_river() -> None:
+    t = make("env=harvest", "reward=extrinsic")
+    t.collect()
+    row = t.log_row(1.0, 1.0, 1)  # no episode finished yet: the columns are there, NaN
+    assert all(math.isnan(row[k]) for k in ("in_view_frac", "river_frac", "orchard_frac"))
+    t.collect()
+    row = t.log_row(1.0, 1.0, 1)
+    assert row["river_frac"] == 0
+    assert 0 < row["orchard_frac"] < 1 and 0 < row["in_view_frac"] <= 1
+
+
+def test_resume_from_a_checkpoint_older_than_the_place_stats() -> None:
+    """The episode in progress and the interval's finished episodes of a checkpoint without the
+    place stats get NaN sums: left out of the place columns, the other columns as before."""
+    t = make("env=harvest", "reward=extrinsic")
+    t.collect()  # halfway through the first episode
+    sd = t.state_dict()
+    for s in PLACE_STATS:
+        del sd["carry"][f"ep_{s}"]
+    old_width = 1 + len(EPISODE_STATS) - len(PLACE_STATS)
+    sd["acc"]["episodes"] = [torch.ones(t.cfg.budget.num_envs, old_width, t.n)]
+    t.load_state_dict(sd)
+    t.collect()
+    row = t.log_row(1.0, 1.0, 1)
+    assert math.isnan(row["in_view_frac"]) and math.isnan(row["river_frac"]) and math.isnan(row["orchard_frac"])
+    assert math.isfinite(row["collective_reward"]) and math.isfinite(row["fires"])
+    t.collect()
+    t.collect()
+    row = t.log_row(1.0, 1.0, 1)
+    assert row["river_frac"] == 0 and 0 < row["orchard_frac"] < 1

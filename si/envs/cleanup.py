@@ -50,13 +50,16 @@ class CleanupEnv(GridWorld):
     name = "cleanup"
     extra_chars = "BHRS"
     apple_char = "B"
+    river_chars = "HR"
+    """Where waste lies (the area of the density d); stream ``S`` cells never hold waste, so an
+    agent there is not at the river for the ``in_river`` stat."""
     action_names = (*BASE_ACTION_NAMES, "CLEAN")
     num_beams = 2
     _state_names = (*GridWorld._state_names, "waste")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.waste_cells = torch.cat([self.cells("H"), self.cells("R")]).sort().values
+        self.waste_cells = torch.cat([self.cells(ch) for ch in self.river_chars]).sort().values
         self.waste_idx = self.waste_cells.expand(self.num_envs, -1)
         """``(B, K)`` river cell ids, the index of gathers and scatters over waste."""
         river = torch.cat([self.waste_cells, self.cells("S")])

@@ -31,6 +31,8 @@ BEAM_LEN = 5
 FIRE_COST = 1.0
 HIT_PENALTY = 50.0
 APPLE_REWARD = 1.0
+PLACE_STATS = ("in_view", "in_river", "in_orchard")
+"""Per-agent stats of where the agents are after each transition's moves (see ``_place_stats``)."""
 
 MOVE_LEFT, MOVE_RIGHT, MOVE_UP, MOVE_DOWN, STAY, TURN_CLOCKWISE, TURN_COUNTERCLOCKWISE, FIRE = range(8)
 BASE_ACTION_NAMES = (
@@ -110,6 +112,8 @@ class GridWorld:
     """Map characters the subclass understands besides '@', 'P', ' '."""
     apple_char = "A"
     """Map character of the cells where apples grow."""
+    river_chars = ""
+    """Map characters of river cells (the ``in_river`` stat; none outside Cleanup)."""
     num_beams = 1
     """Kinds of beams drawn per step (FIRE; Cleanup adds CLEAN): fixes the shape of ``_drawn``."""
 
@@ -164,6 +168,8 @@ class GridWorld:
         self.apple_cells = self.cells(self.apple_char)
         self.apple_idx = self.apple_cells.expand(num_envs, -1)
         """``(B, K)`` apple cell ids, the index of gathers and scatters over apple cells."""
+        self.on_river, self.on_orchard = self._cell_mask(self.river_chars), self._cell_mask(self.apple_char)
+        """``(num_cells,)`` float32 1.0 on river / apple-spawn cells: lookup tables of ``_place_stats``."""
         self._check_spawn_count()
 
         base = torch.full((self.num_cells,), BLACK, dtype=torch.int32, device=dev)
@@ -224,6 +230,13 @@ class GridWorld:
     def cells(self, ch: str) -> Tensor:
         """Flat padded ids of the map cells holding ``ch`` (row-major)."""
         return self._cells_of[ch]
+
+    def _cell_mask(self, chars: str) -> Tensor:
+        """``(num_cells,)`` float32: 1.0 on the map cells holding one of ``chars``, else 0."""
+        mask = torch.zeros(self.num_cells, device=self.device)
+        for ch in chars:
+            mask[self.cells(ch)] = 1.0
+        return mask
 
     def _check_spawn_count(self) -> None:
         if self.num_agents > len(self.spawn_cells):
@@ -309,7 +322,7 @@ class GridWorld:
 
     def _zero_stats(self) -> dict[str, Tensor]:
         z = torch.zeros(self.num_envs, self.num_agents, device=self.device)
-        return self._stats(z, z, z, z)
+        return {**self._stats(z, z, z, z), **dict.fromkeys(PLACE_STATS, z)}
 
     def _stats(self, apples: Tensor, fires: Tensor, hits: Tensor, cleaned: Tensor) -> dict[str, Tensor]:
         return {
@@ -319,6 +332,16 @@ class GridWorld:
             "cleaned": cleaned,
             "apples_on_map": self._count(self.apples, self.apple_idx),
             "waste_on_map": self._waste_count(),
+        }
+
+    def _place_stats(self, visible: Tensor) -> dict[str, Tensor]:
+        """``(B, N)`` float32 where each agent is after the moves: ``in_view`` the other agents
+        inside its view (``visible``, which gates the MOA influence reward, §6), ``in_river`` /
+        ``in_orchard`` 1.0 on a river / apple-spawn cell."""
+        return {
+            "in_view": visible.sum(-1, dtype=torch.float32) - 1.0,
+            "in_river": self.on_river[self.pos],
+            "in_orchard": self.on_orchard[self.pos],
         }
 
     def _waste_count(self) -> Tensor:
@@ -396,10 +419,11 @@ class GridWorld:
         apples = ate.to(torch.float32)
         fires_f = fires.to(torch.float32)
         reward = APPLE_REWARD * apples - FIRE_COST * fires_f - HIT_PENALTY * hits
-        stats = self._stats(apples, fires_f, hits, cleaned)
+        visible = self._visible()
+        stats = {**self._stats(apples, fires_f, hits, cleaned), **self._place_stats(visible)}
         self._extra_stats(stats)
         self.prev_actions = actions.clone()
-        return reward, stats, self._observe(fire_cells, clean_cells), self._visible()
+        return reward, stats, self._observe(fire_cells, clean_cells), visible
 
     def _before_moves(self, actions: Tensor) -> None:
         """Game rules that act before the moves (Box trapped's door)."""

@@ -24,6 +24,7 @@ from torch import Tensor
 from si import metrics as M
 from si.config import PAPER_AGENT_STEPS
 from si.envs import make_env
+from si.envs.gridworld import PLACE_STATS
 from si.envs.render import frame
 from si.models import ActorCritic
 from si.models.actor_critic import PolicyOut, State
@@ -34,9 +35,13 @@ from si.rewards.social import collective_reward, inequity_aversion
 from si.train.a2c import actor_critic_loss, clip_grad_per_agent, gae, linear_schedule, log_prob
 from si.train.sampling import CategoricalSampler
 
-EPISODE_STATS = ("fires", "hits", "cleaned", "apples", "box_opened", "released")
+EPISODE_STATS = ("fires", "hits", "cleaned", "apples", "box_opened", "released", *PLACE_STATS)
+"""Env stats summed per episode and agent (``ep_<stat>`` in the carry); stats added later go last."""
 EPISODE_FRACTIONS = ("box_opened", "released")
 """Episode stats logged as the fraction of episodes in which they happened (the rest: mean sum)."""
+PLACE_COLUMNS = {"in_view": "in_view_frac", "in_river": "river_frac", "in_orchard": "orchard_frac"}
+"""Metrics columns of the place stats, logged as fractions of each episode's agent-steps (``in_view``:
+of its agent-steps × (N − 1) other agents), mean over episodes and agents."""
 
 
 class DivergenceError(FloatingPointError):
@@ -92,6 +97,12 @@ class Accumulator:
 
     def add_table(self, key: str, counts: Tensor) -> None:
         self.tables[key] = self.tables[key] + counts if key in self.tables else counts
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sums, counts, episodes and tables as plain dicts and lists (checkpoints hold no
+        objects of this project's classes); ``Accumulator(**d)`` restores it."""
+        return {"sums": dict(self.sums), "counts": dict(self.counts), "episodes": list(self.episodes),
+                "tables": dict(self.tables)}
 
     def merge(self, other: Accumulator) -> None:
         """Add another accumulator's sums, counts, episodes and tables (A3C workers' metrics)."""
@@ -535,6 +546,12 @@ class Trainer:
             acc.add_table("ic_symbol_action_influential", M.coordination_counts(syms[:-1], acts[1:], v, a, moments))
             acc.add_table("ic_action_action_influential", M.coordination_counts(acts[:-1], acts[1:], a, a, moments))
 
+    def _place_steps(self, stat: str) -> int:
+        """The most a place stat can sum to per agent and episode: one count per step of the fixed
+        horizon (every episode has ``env.horizon`` steps), times the N − 1 other agents for
+        ``in_view``."""
+        return self.env.horizon * (max(self.n - 1, 1) if stat == "in_view" else 1)
+
     def log_row(self, elapsed_s: float, interval_s: float, interval_steps: int) -> dict[str, float]:
         """Metrics row for the finished interval (columns of docs/design.md); empties the accumulator."""
         acc = self.acc
@@ -550,12 +567,15 @@ class Trainer:
             row["equality_weighted_reward"] = M.equality_weighted_reward(ret).mean().item()
             for s_i, s in enumerate(EPISODE_STATS, start=1):
                 total = ep[:, s_i].sum(-1)
-                row[s] = (total > 0).float().mean().item() if s in EPISODE_FRACTIONS else total.mean().item()
+                if s in PLACE_COLUMNS:  # NaN: episodes in progress at a resume from an older checkpoint
+                    row[PLACE_COLUMNS[s]] = (ep[:, s_i] / self._place_steps(s)).nanmean().item()
+                else:
+                    row[s] = (total > 0).float().mean().item() if s in EPISODE_FRACTIONS else total.mean().item()
             apples = ep[:, 1 + EPISODE_STATS.index("apples")]
             row.update({f"apples_agent_{i}": apples[:, i].mean().item() for i in range(self.n)})
         else:
             row.update(collective_reward=nan, gini=nan, equality_weighted_reward=nan, **{f"reward_agent_{i}": nan for i in range(self.n)})
-            row.update({s: nan for s in EPISODE_STATS})
+            row.update({PLACE_COLUMNS.get(s, s): nan for s in EPISODE_STATS})
             row.update({f"apples_agent_{i}": nan for i in range(self.n)})
         for key in sorted(acc.sums):
             row[key] = acc.mean(key)
@@ -583,7 +603,7 @@ class Trainer:
             "carry": dict(self.carry),
             "iteration": self.iteration,
             "episodes": self.episodes,
-            "acc": self.acc,
+            "acc": self.acc.state_dict(),
         }
 
     def load_state_dict(self, sd: dict) -> None:
@@ -597,4 +617,17 @@ class Trainer:
                           "stream (the resume is not bit-exact)", stacklevel=2)
         torch.set_rng_state(sd["torch_rng"])
         self.carry = {k: v.to(self.device) for k, v in sd["carry"].items()}
-        self.iteration, self.episodes, self.acc = sd["iteration"], sd["episodes"], sd["acc"]
+        self.iteration, self.episodes = sd["iteration"], sd["episodes"]
+        acc = sd["acc"]  # an Accumulator in checkpoints written before they held plain data only
+        self.acc = acc if isinstance(acc, Accumulator) else Accumulator(**acc)
+        self._nan_missing_episode_sums()
+
+    def _nan_missing_episode_sums(self) -> None:
+        """Give the stats a checkpoint predates (the last ones of ``EPISODE_STATS``) NaN episode sums,
+        in the carry and in the interval's finished episodes, so that the episodes they missed are
+        left out of their metrics columns instead of counted as zeros."""
+        c, width = self.carry, 1 + len(EPISODE_STATS)
+        for s in EPISODE_STATS:
+            c.setdefault(f"ep_{s}", torch.full_like(c["ep_return"], math.nan))
+        pad = torch.nn.functional.pad
+        self.acc.episodes = [pad(e, (0, 0, 0, width - e.shape[1]), value=math.nan) for e in self.acc.episodes]
