@@ -545,6 +545,12 @@ def test_archived_cleanup_runs_reproduce_documented_table(tmp_path: Path) -> Non
     assert t4.loc[models, "n"].tolist() == [3, 3, 3]
 
 
+def test_archived_cleanup_2e7_runs_reproduce_documented_table(tmp_path: Path) -> None:
+    """`archive/cleanup_2e7` still gives the Table 4 final docs/results.md quotes ("Cleanup to 2e7")."""
+    t4 = archived_table4(["cleanup_2e7"], "cleanup", tmp_path)
+    assert round(float(t4.loc["moa_influence", "mean"]), 1) == 14.4 and t4.loc["moa_influence", "n"] == 1
+
+
 def test_archived_cleanup_entropy_ablation_is_the_best_basic_influence_setting(tmp_path: Path) -> None:
     """With `archive/cleanup_1e7_entropy` beside it, basic influence's best setting is A3C's entropy cost."""
     t4 = archived_table4(["cleanup_1e7", "cleanup_1e7_entropy"], "cleanup", tmp_path)
