@@ -6,15 +6,16 @@ from si.bench import train
 
 
 def test_train_bench_prints_ratios(capsys: pytest.CaptureFixture[str]) -> None:
-    train.main(["--rewards", "visible,moa", "--num-envs", "2", "--iters", "1", "--device", "cpu",
+    train.main(["--rewards", "visible,moa,collective", "--num-envs", "2", "--iters", "1", "--device", "cpu",
                 "optim.rollout_len=4", "model.lstm_size=16"])
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert "malloc tuned True" in lines[0]
-    assert list(rows) == ["extrinsic", "visible", "moa"]  # the A3C baseline is always measured first
+    assert list(rows) == ["extrinsic", "visible", "moa", "collective"]  # the A3C baseline is always first
     assert rows["extrinsic"][3] == "1.00x" and rows["extrinsic"][4] == "-"
     assert rows["visible"][4].endswith("x")  # paper config: visible computes influence (β = 0)
-    assert rows["moa"][4] == "-"  # no influence source, no overhead column
+    assert rows["moa"][4].endswith("x")  # the MOA baseline measures its influence (β = 0) too
+    assert rows["collective"][4] == "-"  # no influence source, no overhead column
     assert all(float(r[1].replace(",", "")) > 0 for r in rows.values())
 
 
