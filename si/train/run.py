@@ -32,7 +32,8 @@ from si.train.trainer import Budget, DivergenceError, Trainer
 
 
 def code_version() -> dict[str, Any]:
-    """Commit and dirty flag of the source tree (STYLE.md §3.5); empty when not a git checkout."""
+    """Commit and dirty flag of the source tree, so every run records the code it ran; empty when
+    not a git checkout."""
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()

@@ -5,7 +5,8 @@ One iteration collects ``T = optim.rollout_len`` batched env steps (no gradients
 rewards of the chosen variant, recomputes the policy over the rollout with gradients from the
 rollout's initial LSTM state (truncated BPTT), and takes one optimiser step (``optim.ppo_epochs``
 clipped steps for PPO).  The LSTM state is carried across rollouts and reset where
-``first[t]`` marks an episode start (rule of STYLE.md §3.3).
+``first[t]`` marks an episode start: ``ActorCritic.reset_state`` multiplies it by ``1 − first[t]``
+before step t, the one place where recurrent state meets episode ends.
 """
 
 from __future__ import annotations
