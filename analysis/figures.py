@@ -180,9 +180,9 @@ def curve_figure(panels: dict[str, list[Curve]], column: str, ylabel: str, title
         shrunk = "" if points == window_points else f" ({window_points} asked: longer than the runs)"
         fig.suptitle(f"{title}\n{confidence:.1%} CI over seeds (none with one seed), sliding window of {points} "
                      f"logged points = {span} env steps{shrunk}", fontsize="medium")
-        stem.parent.mkdir(parents=True, exist_ok=True)
+        files = save(fig, stem)  # creates the folder
         pd.concat(rows, ignore_index=True).to_csv(stem.with_suffix(".csv"), index=False)
-        return save(fig, stem) + [stem.with_suffix(".csv")], notes
+        return files + [stem.with_suffix(".csv")], notes
 
 
 def comm_final(run: Run, metric: str, last_n: int) -> float:
@@ -218,9 +218,9 @@ def comm_metrics_figure(curves: dict[str, list[Curve]], last_n: int, confidence:
             ax.legend()
         fig.suptitle(f"Communication metrics (final, {confidence:.1%} CI over seeds)")
         fig.tight_layout()
-        stem.parent.mkdir(parents=True, exist_ok=True)
+        files = save(fig, stem)  # creates the folder
         pd.DataFrame(rows).to_csv(stem.with_suffix(".csv"), index=False)
-        return save(fig, stem) + [stem.with_suffix(".csv")]
+        return files + [stem.with_suffix(".csv")]
 
 
 def correlation_figure(pairs: dict[str, pd.DataFrame], rho: dict[str, tuple[float, float, int]],

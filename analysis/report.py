@@ -292,8 +292,8 @@ def _units_text(runs: list[Run], opts: Options) -> list[str]:
     Both count logged points that hold a value: for `collective_reward`, the rows in which an
     episode ended. Where episodes end in only some rows (e.g. 1024 envs whose episodes all end
     together), a point is that many rows, and the spans below say so."""
-    spans = sorted({logging_interval([series(r, "collective_reward")]) for r in runs
-                    if len(series(r, "collective_reward")) > 1})
+    rewards = [series(r, "collective_reward") for r in runs]
+    spans = sorted({logging_interval([f]) for f in rewards if len(f) > 1})
     lines = ["## Units", "",
              f"Env steps (`agent_steps`, the paper's x-axis) are environment timesteps summed over the batch. "
              f"Final values (Table 4 and the other tables) are the mean of the last {opts.final_points} logged "

@@ -162,30 +162,27 @@ class Config:
 #: When a key has an effect on the run: key → {key it depends on: the values with which it has
 #: one}; every condition must hold. Keys not listed always have an effect. The launcher warns,
 #: before launch, about a command-line key whose conditions fail (:func:`no_effect`).
+_EFFECT_GROUPS: tuple[tuple[str, tuple[Any, ...], tuple[str, ...]], ...] = (
+    ("reward.influence", INFLUENCING, ("reward.alpha", "reward.beta", "reward.curriculum", "reward.divergence",
+                                       "reward.clip")),
+    ("reward.influence", ("action",), ("reward.num_influencers", "reward.influencee_reward")),
+    ("reward.influence", ("moa",), ("reward.only_visible",)),
+    ("reward.name", ("collective",), ("reward.eta",)),
+    ("reward.name", ("inequity_aversion",), ("reward.ia_alpha", "reward.ia_beta", "reward.ia_lambda")),
+    ("model.comm", (True,), ("model.vocab", "model.comm_embedding", "optim.comm_entropy", "optim.comm_loss_weight")),
+    ("model.moa", (True,), ("optim.moa_loss_weight", "optim.moa_only_when_visible")),
+    ("optim.algo", ("a3c",), ("optim.workers", "optim.envs_per_worker")),
+    ("optim.algo", ("ppo",), ("optim.ppo_epochs", "optim.ppo_clip")),
+    # A3C batches per worker (optim.envs_per_worker) and never scales its learning rate.
+    ("optim.algo", ("a2c", "ppo"), ("budget.num_envs", "budget.lr_ref_envs")),
+    ("optim.optimizer", ("adam",), ("optim.adam_eps",)),
+    ("optim.optimizer", ("rmsprop",), ("optim.rmsprop_alpha", "optim.rmsprop_eps")),
+    ("logger.backend", ("wandb",), tuple(f"logger.{k}" for k in ("mode", "project", "entity", "tags", "video_every",
+                                                                  "video_steps"))),
+)
+"""(key it depends on, the values with which they have an effect, the keys) of :data:`EFFECTIVE_WHEN`."""
 EFFECTIVE_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
-    **{f"reward.{k}": {"reward.influence": INFLUENCING} for k in ("alpha", "beta", "curriculum", "divergence", "clip")},
-    "reward.num_influencers": {"reward.influence": ("action",)},
-    "reward.influencee_reward": {"reward.influence": ("action",)},
-    "reward.only_visible": {"reward.influence": ("moa",)},
-    "reward.eta": {"reward.name": ("collective",)},
-    **{f"reward.{k}": {"reward.name": ("inequity_aversion",)} for k in ("ia_alpha", "ia_beta", "ia_lambda")},
-    "model.vocab": {"model.comm": (True,)},
-    "model.comm_embedding": {"model.comm": (True,)},
-    "optim.workers": {"optim.algo": ("a3c",)},
-    "optim.envs_per_worker": {"optim.algo": ("a3c",)},
-    "optim.ppo_epochs": {"optim.algo": ("ppo",)},
-    "optim.ppo_clip": {"optim.algo": ("ppo",)},
-    "optim.adam_eps": {"optim.optimizer": ("adam",)},
-    "optim.rmsprop_alpha": {"optim.optimizer": ("rmsprop",)},
-    "optim.rmsprop_eps": {"optim.optimizer": ("rmsprop",)},
-    "optim.comm_entropy": {"model.comm": (True,)},
-    "optim.comm_loss_weight": {"model.comm": (True,)},
-    "optim.moa_loss_weight": {"model.moa": (True,)},
-    "optim.moa_only_when_visible": {"model.moa": (True,)},
-    "budget.num_envs": {"optim.algo": ("a2c", "ppo")},  # A3C: optim.envs_per_worker per worker
-    "budget.lr_ref_envs": {"optim.algo": ("a2c", "ppo")},
-    **{f"logger.{k}": {"logger.backend": ("wandb",)}
-       for k in ("mode", "project", "entity", "tags", "video_every", "video_steps")},
+    key: {depends_on: values} for depends_on, values, keys in _EFFECT_GROUPS for key in keys
 }
 
 
