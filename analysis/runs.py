@@ -9,7 +9,6 @@ A *setting* is `env.name` × `reward.name` × the values of the config sections 
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -22,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+
+from si.jobfiles import describe, metrics_problems, split_metrics
 
 #: Config sections whose values define a hyperparameter setting.
 SETTING_SECTIONS: tuple[str, ...] = ("model", "reward", "optim")
@@ -152,25 +153,23 @@ def setting_id(config: dict[str, Any]) -> str:
 
 
 def read_metrics(path: Path, text: str | None = None) -> pd.DataFrame:
-    """Read `metrics.csv` (or its already-read `text`), skipping a torn last line, sorted by
-    `agent_steps`.
+    """Read `metrics.csv` (or its already-read `text`) without a torn last line (si.jobfiles),
+    sorted by `agent_steps`.
 
     Duplicate `agent_steps` rows (a resumed run re-logging an interval) keep the last one.
     """
     if path.suffix == ".parquet":
         df = pd.read_parquet(path)
     else:
-        df = pd.read_csv(io.StringIO(text) if text is not None else path, on_bad_lines="skip")
+        text = read_text(path) if text is None else text
+        ends = split_metrics(text).ends
+        df = pd.read_csv(io.StringIO(text[: ends[-1]] if ends else text), on_bad_lines="skip")
     df = df.apply(pd.to_numeric, errors="coerce")
     if "agent_steps" not in df:
         return df.iloc[0:0]
     df = df.dropna(subset=["agent_steps"])
     df = df.drop_duplicates("agent_steps", keep="last").sort_values("agent_steps")
     return df.reset_index(drop=True)
-
-
-#: A logged value beyond this magnitude is not a plausible metric (a corrupt cell, a diverged run).
-IMPLAUSIBLE = 1e12
 
 
 def read_text(path: Path) -> str:
@@ -180,52 +179,17 @@ def read_text(path: Path) -> str:
         return f.read()
 
 
-def metrics_problems(text: str) -> list[str]:
-    """Why the text of a `metrics.csv` cannot be trusted; empty when it is valid.
-
-    Valid: one header with `agent_steps`; every row as many cells as the header (a torn last
-    line, a crash mid-write, is tolerated); every cell a number or empty, of magnitude below
-    `IMPLAUSIBLE`; `agent_steps` strictly increasing; no gap wider than 1.5 logging intervals
-    (the median spacing)."""
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or "agent_steps" not in rows[0]:
-        return ["no header with an agent_steps column"]
-    header, body = rows[0], rows[1:]
-    if body and len(body[-1]) < len(header) and not text.endswith("\n"):
-        body = body[:-1]  # torn last line
-    problems: list[str] = []
-    steps: list[float] = []
-    for line, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            problems.append(f"line {line}: {len(row)} cells, the header has {len(header)}")
-            continue
-        for name, cell in zip(header, row):
-            try:
-                value = float(cell) if cell else math.nan
-            except ValueError:
-                problems.append(f"line {line}, {name}: {cell!r} is not a number")
-                continue
-            if abs(value) > IMPLAUSIBLE and math.isfinite(value):
-                problems.append(f"line {line}, {name}: {cell} is not a plausible value")
-            if name == "agent_steps":
-                steps.append(value)
-    if header.count("agent_steps") == 1 and len(steps) > 1:
-        diffs = np.diff(steps)
-        if (diffs <= 0).any():
-            problems.append(f"agent_steps not strictly increasing (after {steps[int(np.argmax(diffs <= 0))]:g})")
-        elif (diffs > 1.5 * np.median(diffs)).any():
-            i = int(np.argmax(diffs > 1.5 * np.median(diffs)))
-            problems.append(f"rows missing between agent_steps {steps[i]:g} and {steps[i + 1]:g}")
-    return problems
-
-
 def load_run(job_dir: Path) -> Run:
     """Read one job folder and classify it as complete, partial or failed.
 
     * failed: `summary.json` says `failed`, or there is no metrics row.
     * partial: metrics exist but `summary.json` is missing or says `running`
-      (the job was killed, is still running, or was preempted).
-    * complete: `summary.json` says `complete` and metrics exist.
+      (the job was killed, is still running, or was preempted), or says `complete` at more
+      agent steps than the metrics reach (a lost last row).
+    * complete: `summary.json` says `complete` and the metrics reach its `agent_steps`.
+
+    `metrics.csv` is checked by `si.jobfiles.metrics_problems`, the rules the trainer applies
+    when it resumes a job; a torn last line counts as not written.
     """
     problems: list[str] = []
     # the config the job was started with (written once by the trainer); a rerun refused by the
@@ -244,10 +208,9 @@ def load_run(job_dir: Path) -> Run:
         if (job_dir / name).exists():
             try:
                 text = None if name.endswith(".parquet") else read_text(job_dir / name)
-                invalid = [] if text is None else metrics_problems(text)
+                invalid = [] if text is None else metrics_problems(split_metrics(text))
                 if invalid:
-                    problems.append(f"invalid {name}: " + "; ".join(invalid[:3])
-                                    + (f" (+{len(invalid) - 3} more)" if len(invalid) > 3 else ""))
+                    problems.append(f"invalid {name}: {describe(invalid)}")
                 else:
                     metrics = read_metrics(job_dir / name, text)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as e:
@@ -273,11 +236,24 @@ def load_run(job_dir: Path) -> Run:
             problems.append("no metrics rows")
     elif declared == "complete":
         status = "complete"
+        if (short := metrics_short_of(metrics, summary)) is not None:
+            status = "partial"
+            problems.append(short)
     else:
         status = "partial"
         if declared is not None:
             problems.append(f"summary status {declared}")
     return Run(str(job_dir), config, metrics, summary, status, problems)
+
+
+def metrics_short_of(metrics: pd.DataFrame, summary: dict[str, Any]) -> str | None:
+    """Why the metrics end before the `agent_steps` a complete `summary.json` claims (a lost or
+    torn last row), or None when they reach it."""
+    claimed = summary.get("agent_steps")
+    last = float(metrics["agent_steps"].iloc[-1])
+    if isinstance(claimed, (int, float)) and last < claimed:
+        return f"metrics end at {last:,.0f} agent steps, summary.json says complete at {claimed:,.0f}"
+    return None
 
 
 def read_summary(job_dir: Path) -> tuple[dict[str, Any], str | None]:

@@ -1,7 +1,12 @@
-"""A job folder is never silently wrong: config drift, kills before the first checkpoint, corrupt
-checkpoints and metrics, divergence, two writers, checks before launch (docs/design.md)."""
+"""A job folder is never silently wrong: config drift, kills before the first checkpoint or while
+one is committed, corrupt checkpoints, metrics and summaries, torn rows, divergence, two writers,
+checks before launch (docs/design.md)."""
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,12 +17,17 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import si.train.run as run_module
+from analysis.runs import load_run
 from si.config import ConfigError, register_configs, validate
 from si.train.jobdir import JobFolderError, JobLock
 from si.train.run import run
-from si.train.trainer import DivergenceError
+from si.train.trainer import Accumulator, DivergenceError
+from rename_kill import checkpoint_renames
+from test_analysis import make_fake_job, make_metrics
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+TIMING = ["env_steps_per_s", "agent_actions_per_s", "wall_time_s"]
 register_configs()
 FAST = ["env=harvest", "env.horizon=100", "budget=tiny", "budget.agent_steps=1000", "budget.num_envs=4",
         "budget.log_every=200", "budget.checkpoint_every=400", "optim.rollout_len=25", "model.lstm_size=16",
@@ -62,16 +72,69 @@ def test_extending_the_budget_just_works_and_continues_the_table(tmp_path):
     assert "budget.agent_steps" in (job / "config_changes.jsonl").read_text()
 
 
+def untimed(job: Path) -> pd.DataFrame:
+    """The job's metrics without the timing columns (the only ones a resume may change)."""
+    return pd.read_csv(job / "metrics.csv").drop(columns=TIMING)
+
+
 def test_kill_before_the_first_checkpoint_restarts_from_scratch(tmp_path):
     job = tmp_path / "job"
     run(cfg(), job)
-    reference = pd.read_csv(job / "metrics.csv").drop(columns=["env_steps_per_s", "agent_actions_per_s", "wall_time_s"])
+    reference = untimed(job)
     for f in (job / "checkpoints").iterdir():  # as if killed after logging rows, before checkpointing
         f.unlink()
     (job / "summary.json").write_text(json.dumps({"status": "running"}))
     assert run(cfg(), job)["status"] == "complete"
-    got = pd.read_csv(job / "metrics.csv").drop(columns=["env_steps_per_s", "agent_actions_per_s", "wall_time_s"])
-    pd.testing.assert_frame_equal(got, reference)
+    pd.testing.assert_frame_equal(untimed(job), reference)
+
+
+THREE_CHECKPOINTS = ["budget.agent_steps=600", "budget.checkpoint_every=200"]  # at 200, 400 and 600
+
+
+def test_a_kill_at_any_rename_of_a_checkpoint_resumes_to_the_uninterrupted_metrics(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(OmegaConf.to_yaml(cfg(*THREE_CHECKPOINTS)))
+    with checkpoint_renames() as count:
+        run(cfg(*THREE_CHECKPOINTS), tmp_path / "reference")
+    assert count[0] >= 5, "three checkpoint cycles"
+    fallbacks = 0
+    for kill_at in range(1, count[0] + 1):
+        job = tmp_path / f"killed_at_{kill_at}"
+        killed = subprocess.run([sys.executable, "rename_kill.py", str(config), str(job), str(kill_at)],
+                                cwd=Path(__file__).parent, env={**os.environ, "PYTHONPATH": str(REPO)},
+                                capture_output=True, text=True)
+        assert killed.returncode == -9, killed.stderr
+        capsys.readouterr()
+        assert run(cfg(*THREE_CHECKPOINTS), job)["status"] == "complete", kill_at
+        pd.testing.assert_frame_equal(untimed(job), untimed(tmp_path / "reference"), obj=f"killed at rename {kill_at}")
+        err = capsys.readouterr().err
+        assert err.count("checkpoints/") <= 1, err  # at most one line about a checkpoint it could not use
+        fallbacks += "last.pt: missing" in err
+    assert fallbacks, "a kill between moving last.pt to prev.pt and committing the new checkpoint"
+
+
+def test_checkpoints_hold_plain_tensors_and_numbers(tmp_path):
+    job = tmp_path / "job"
+    run(cfg("budget.agent_steps=400", "budget.checkpoint_every=200"), job)
+    for name in ("last.pt", "prev.pt"):
+        state = torch.load(job / "checkpoints" / name, weights_only=True)
+        assert state["trainer"]["iteration"] == (4 if name == "last.pt" else 2)
+
+
+def test_a_checkpoint_from_before_checksums_were_stored_inside_still_resumes(tmp_path):
+    job = tmp_path / "job"
+    run(cfg("budget.agent_steps=800"), job)
+    for name in ("last.pt", "prev.pt"):  # as written before: Accumulator objects, a .sha256 file beside
+        path = job / "checkpoints" / name
+        state = torch.load(path, weights_only=True)
+        del state["sha256"]
+        state["trainer"]["acc"] = Accumulator(**state["trainer"]["acc"])
+        torch.save(state, path)
+        path.with_name(name + ".sha256").write_text(hashlib.sha256(path.read_bytes()).hexdigest())
+    summary = run(cfg(), job)
+    assert summary["status"] == "complete" and steps(job) == [200, 400, 600, 800, 1000]
+    assert sorted(p.name for p in (job / "checkpoints").iterdir()) == ["last.pt", "last.pt.sha256", "prev.pt"]
+    torch.load(job / "checkpoints" / "last.pt", weights_only=True)
 
 
 def test_checkpoints_are_also_written_on_wall_clock_time(tmp_path, monkeypatch):
@@ -98,7 +161,8 @@ def test_a_corrupt_checkpoint_is_named_and_the_previous_one_used(tmp_path, capsy
         state["trainer"]["model"] = {k: torch.zeros_like(v) for k, v in state["trainer"]["model"].items()}
         torch.save(state, last)
     summary = run(cfg(), job)  # extend to 1000: resumes from prev.pt (400)
-    assert f"{last}: checksum mismatch" in capsys.readouterr().err
+    reason = "checksum mismatch" if damage == "zero_weights" else "unreadable"
+    assert f"{last}: {reason}" in capsys.readouterr().err
     assert summary["status"] == "complete" and steps(job) == [200, 400, 600, 800, 1000]
 
 
@@ -125,12 +189,66 @@ def test_corrupt_metrics_stop_the_resume_naming_the_file(tmp_path, damage, messa
         run(cfg(), job)
 
 
-def test_divergence_stops_the_run_and_marks_it(tmp_path):
+@pytest.mark.parametrize("column, line", [("loss_value", 3), ("agent_steps", 3), ("agent_steps", 5)])
+def test_values_analysis_rejects_stop_the_resume_and_the_file_is_kept(tmp_path, column, line):
+    job = tmp_path / "job"
+    run(cfg("budget.agent_steps=800"), job)  # rows 200…800 on lines 2–5, checkpoint at 800
+    lines = (job / "metrics.csv").read_bytes().split(b"\r\n")
+    cells = lines[line - 1].split(b",")
+    cells[lines[0].split(b",").index(column.encode())] = b"1e30"
+    lines[line - 1] = b",".join(cells)
+    damaged = b"\r\n".join(lines)
+    (job / "metrics.csv").write_bytes(damaged)
+    (job / "summary.json").write_text(json.dumps({"status": "running"}))
+    problem = f"line {line}, {column}: 1e30 is not a plausible value"
+    with pytest.raises(JobFolderError, match=f"metrics.csv: {problem}"):
+        run(cfg(), job)
+    assert (job / "metrics.csv").read_bytes() == damaged
+    assert any(problem in p for p in load_run(job).problems), "analysis rejects it for the same reason"
+
+
+def test_a_torn_row_after_the_last_checkpoint_is_dropped_on_resume(tmp_path):
+    job = tmp_path / "job"
+    run(cfg("budget.agent_steps=800"), job)
+    last = (job / "metrics.csv").read_text().splitlines()[-1].split(",")
+    with (job / "metrics.csv").open("a", newline="") as f:  # a row logged after the checkpoint, then a
+        f.write(",".join(["1000", *last[1:]]) + "\r\n" + ",".join(["1200", *last[1:4]]))  # full disk
+    (job / "summary.json").write_text(json.dumps({"status": "failed"}))
+    assert run(cfg(), job)["status"] == "complete"
+    assert steps(job) == [200, 400, 600, 800, 1000] and (job / "metrics.csv").read_text().endswith("\n")
+
+
+def test_a_corrupt_summary_stops_the_resume_naming_the_file(tmp_path):
+    job = tmp_path / "job"
+    run(cfg("budget.agent_steps=400"), job)
+    (job / "summary.json").write_text('{"status": "runn')
+    with pytest.raises(JobFolderError, match=r"summary.json: not valid JSON .*; delete it and rerun"):
+        run(cfg(), job)
+    (job / "summary.json").unlink()
+    assert run(cfg(), job)["status"] == "complete" and steps(job) == [200, 400, 600, 800, 1000]
+
+
+def test_analysis_counts_a_torn_last_row_as_not_written(tmp_path):
+    """A complete summary at 60 steps, the row at 60 cut by a kill: all its cells there but the
+    last one cut short, or fewer cells; the run is listed, and no table uses the fragment."""
+    for cut in (4, 25):  # the last line becomes "60.0,5,10.0,…,10.0,5" or "60.0,5,10.0,"
+        job = make_fake_job(tmp_path / f"cut{cut}", "cleanup", "extrinsic", 0, make_metrics(steps=6))
+        text = (job / "metrics.csv").read_text()
+        (job / "metrics.csv").write_text(text[:-cut])
+        run_ = load_run(job)
+        assert run_.metrics["agent_steps"].tolist() == [10.0, 20.0, 30.0, 40.0, 50.0]
+        assert run_.status == "partial"
+        assert "metrics end at 50 agent steps, summary.json says complete at 60" in run_.problems
+
+
+def test_divergence_stops_the_run_and_marks_it(tmp_path, capsys):
     job = tmp_path / "job"
     with pytest.raises(DivergenceError):
         run(cfg("optim.lr_init=1e30", "optim.lr_end=1e30"), job)
     summary = json.loads((job / "summary.json").read_text())
     assert summary["status"] == "diverged" and "non-finite" in summary["error"]
+    err = capsys.readouterr().err
+    assert "no checkpoint had been written" in err and "last good checkpoint" not in err
 
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path):

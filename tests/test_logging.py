@@ -5,14 +5,14 @@ import math
 from si.train.logging import MetricsTable, progress_line
 
 
-def test_metrics_table_appends_truncates_after_a_checkpoint_and_reads_back(tmp_path):
+def test_metrics_table_appends_resumes_at_a_checkpoint_and_reads_back(tmp_path):
     table = MetricsTable(tmp_path / "metrics.csv")
     assert table.last_row() == {}
     for steps in (100, 200, 300):
         table.append({"agent_steps": steps, "collective_reward": steps / 10, "influence_mean": math.nan})
     reopened = MetricsTable(tmp_path / "metrics.csv")
     assert reopened.columns == ["agent_steps", "collective_reward", "influence_mean"]
-    assert reopened.truncate_after(200) == 2  # rows logged after the checkpoint are dropped
+    assert reopened.resume_at(200, interval=100) == 2  # rows logged after the checkpoint are dropped
     reopened.append({"agent_steps": 300, "collective_reward": 31.0, "influence_mean": 0.5})
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in lines] == ["agent_steps", "100", "200", "300"]

@@ -8,9 +8,10 @@ checkpoints with a fallback (docs/design.md, "Job-folder guarantees").
   with one line listing the keys, unless ``allow_config_change=true``; then the change is
   appended to ``config_changes.jsonl`` and ``job_config.yaml`` is updated. Extending
   ``budget.agent_steps`` (and the keys in :data:`FREE_KEYS`) is always allowed.
-* :func:`save_checkpoint` / :func:`load_checkpoint` — ``checkpoints/last.pt`` with a SHA-256
-  sidecar, the previous checkpoint kept as ``prev.pt``; a file that does not match its checksum
-  or does not load is named, and the previous one is used instead.
+* :func:`save_checkpoint` / :func:`load_checkpoint` — ``checkpoints/last.pt`` holding the SHA-256
+  of its own content and committed by one rename, the previous checkpoint kept as ``prev.pt``;
+  plain tensors and numbers only (they load with ``torch.load(..., weights_only=True)``). A file
+  that is missing, does not load or does not match its checksum is named, and ``prev.pt`` used.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 JOB_CONFIG = "job_config.yaml"
 CONFIG_CHANGES = "config_changes.jsonl"
 CHECKPOINTS = Path("checkpoints")
+#: The key under which a checkpoint file holds the SHA-256 of the rest of its content.
+DIGEST_KEY = "sha256"
 
 #: Keys that may differ between the start and a rerun of a job without changing what it learns:
 #: the run's length (schedules stretch to the new length, recorded), where and how fast it runs,
@@ -126,7 +129,10 @@ def settle_config(cfg: DictConfig, job_dir: Path, fresh: bool) -> DictConfig:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``path`` through a temporary file and a rename: a kill leaves the old or the new file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     tmp.replace(path)
 
 
@@ -138,21 +144,79 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(state: dict[str, Any], job_dir: Path) -> None:
-    """Write ``last.pt`` + ``last.pt.sha256`` atomically, keeping the previous pair as ``prev.*``.
+def state_digest(state: Any) -> str:
+    """SHA-256 of a checkpoint's content: every key, number and string, and every tensor's dtype,
+    shape and bytes, in order. The same before saving and after loading, on any device."""
+    h = hashlib.sha256()
+    _digest_into(h, state)
+    return h.hexdigest()
 
-    A kill at any point leaves at least one checkpoint whose checksum matches."""
+
+def _digest_into(h: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        h.update(f"tensor {t.dtype} {tuple(value.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        h.update(f"dict {len(value)}\n".encode())
+        for key, item in value.items():
+            _digest_into(h, key)
+            _digest_into(h, item)
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{type(value).__name__} {len(value)}\n".encode())
+        for item in value:
+            _digest_into(h, item)
+    elif value is None or isinstance(value, (bool, int, float, str)):
+        h.update(f"{type(value).__name__} {value!r}\n".encode())
+    else:
+        raise TypeError(f"a checkpoint holds plain data (tensors, numbers, strings), not {type(value).__name__}")
+
+
+def save_checkpoint(state: dict[str, Any], job_dir: Path) -> None:
+    """Commit ``state`` as ``checkpoints/last.pt``, keeping the previous checkpoint as ``prev.pt``.
+
+    Each file holds the SHA-256 of its content under :data:`DIGEST_KEY` and is verified on its
+    own. The new checkpoint is written and synced to ``last.pt.tmp``, ``last.pt`` is moved to
+    ``prev.pt``, and one rename of ``last.pt.tmp`` to ``last.pt`` commits it: a kill before that
+    rename leaves the checkpoints as they were, or (between the two renames) the previous one as
+    ``prev.pt`` only, which :func:`load_checkpoint` then uses."""
     d = job_dir / CHECKPOINTS
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / "last.pt.tmp"
-    torch.save(state, tmp)
-    digest = _sha256(tmp)
+    body = {k: v for k, v in state.items() if k != DIGEST_KEY}
+    with tmp.open("wb") as f:
+        torch.save({**body, DIGEST_KEY: state_digest(body)}, f)
+        f.flush()
+        os.fsync(f.fileno())
     if (d / "last.pt").exists():
         (d / "last.pt").replace(d / "prev.pt")
-        if (d / "last.pt.sha256").exists():
-            (d / "last.pt.sha256").replace(d / "prev.pt.sha256")
     tmp.replace(d / "last.pt")
-    atomic_write(d / "last.pt.sha256", digest.encode())
+    _fsync_dir(d)
+    _drop_stale_sidecars(d)
+
+
+def _fsync_dir(d: Path) -> None:
+    """Make the renames in ``d`` durable (a node that loses power keeps them)."""
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sidecar_sums(d: Path) -> set[str]:
+    """Checksums in ``*.pt.sha256`` files, written next to checkpoints that did not hold their own."""
+    return {p.read_text().strip() for p in d.glob("*.pt.sha256")}
+
+
+def _drop_stale_sidecars(d: Path) -> None:
+    """Remove the ``*.pt.sha256`` files that describe no checkpoint in ``d`` any more."""
+    sidecars = list(d.glob("*.pt.sha256"))
+    if sidecars:
+        live = {_sha256(d / name) for name in ("last.pt", "prev.pt") if (d / name).exists()}
+        for path in sidecars:
+            if path.read_text().strip() not in live:
+                path.unlink()
 
 
 def has_checkpoint(job_dir: Path) -> bool:
@@ -160,25 +224,41 @@ def has_checkpoint(job_dir: Path) -> bool:
     return (d / "last.pt").exists() or (d / "prev.pt").exists()
 
 
-def load_checkpoint(job_dir: Path, device: torch.device, warn: Any = print) -> dict[str, Any]:
-    """The newest checkpoint that matches its checksum and loads: ``last.pt``, else ``prev.pt``.
+def _verified(path: Path, device: torch.device) -> dict[str, Any]:
+    """The state in checkpoint ``path`` if it loads (``weights_only``) and matches its digest;
+    ValueError saying why not. A file that matches a ``*.pt.sha256`` file (a checkpoint from
+    before checksums were stored inside, which holds pickled objects) is loaded as it is."""
+    if not path.exists():
+        raise ValueError("missing (the job was killed while committing a checkpoint)"
+                         if path.name == "last.pt" else "missing")
+    sidecars = _sidecar_sums(path.parent)
+    if sidecars and _sha256(path) in sidecars:
+        return torch.load(path, map_location=device, weights_only=False)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 — any unreadable file falls through to the previous one
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise ValueError(f"unreadable ({type(exc).__name__}: {first_line})") from None
+    digest = state.pop(DIGEST_KEY, None) if isinstance(state, dict) else None
+    if digest is None or digest != state_digest(state):
+        raise ValueError("checksum mismatch (corrupt or modified)")
+    return state
 
-    Each bad file is reported through ``warn`` with the reason; JobFolderError when none is good.
-    A checkpoint without a checksum file (written before checksums existed) is loaded as is."""
+
+def load_checkpoint(job_dir: Path, device: torch.device, warn: Any = print) -> dict[str, Any]:
+    """The newest committed checkpoint that loads and matches its checksum: ``last.pt``, else
+    ``prev.pt``.
+
+    Falling back to ``prev.pt`` is reported through ``warn`` in one line; JobFolderError when
+    neither file is good."""
+    d = job_dir / CHECKPOINTS
     problems = []
     for name in ("last.pt", "prev.pt"):
-        path = job_dir / CHECKPOINTS / name
-        if not path.exists():
-            continue
-        sums = path.with_name(name + ".sha256")
-        if sums.exists() and sums.read_text().strip() != _sha256(path):
-            problems.append(f"{path}: checksum mismatch (corrupt or modified)")
-            warn(problems[-1])
-            continue
         try:
-            return torch.load(path, map_location=device, weights_only=False)
-        except Exception as exc:  # noqa: BLE001 — any unreadable file falls through to the previous one
-            problems.append(f"{path}: unreadable ({type(exc).__name__}: {exc})")
-            warn(problems[-1])
+            return _verified(d / name, device)
+        except ValueError as exc:
+            problems.append(f"{d / name}: {exc}")
+            if name == "last.pt" and (d / "prev.pt").exists():
+                warn(f"{problems[-1]}; using prev.pt")
     raise JobFolderError(f"no usable checkpoint in {job_dir / CHECKPOINTS} ({'; '.join(problems)}); "
                          f"delete the job folder to start it again")

@@ -1,15 +1,21 @@
-"""Where metrics rows go: the job's append-only ``metrics.csv``, W&B, and the console."""
+"""Where metrics rows go: the job's append-only ``metrics.csv``, W&B, and the console (and the
+job's ``progress.log``)."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
 import math
+import os
 import sys
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from si.jobfiles import IMPLAUSIBLE, MetricsLines, describe, metrics_problems, split_metrics
 from si.train.jobdir import JobFolderError, flat_config
 
 
@@ -17,8 +23,9 @@ class MetricsTable:
     """Append-only CSV with one row per logging interval (docs/design.md).
 
     The header is fixed by the first row; later rows are written with the same columns
-    (missing → empty).  :meth:`truncate_after` drops rows logged after a checkpoint so a
-    resumed run continues the table with no duplicated or missing rows.
+    (missing → empty). :meth:`resume_at` checks the rows up to a checkpoint with the rules
+    analysis uses (si.jobfiles) and drops the rows logged after it, so a resumed run continues
+    the table with no duplicated or missing rows.
     """
 
     def __init__(self, path: Path):
@@ -47,52 +54,40 @@ class MetricsTable:
     def _bad(self, what: str) -> JobFolderError:
         return JobFolderError(f"{self.path}: {what}; repair the file, or delete the job folder to start the job again")
 
-    def _rows(self) -> list[dict[str, str]]:
-        """The data rows, checked: the header has ``agent_steps``, every cell is a number or empty."""
-        with self.path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        if "agent_steps" not in (self.columns or []):
-            raise self._bad("no header with an agent_steps column")
-        for line, row in enumerate(rows, start=2):
-            if None in row or any(v is None for v in row.values()):
-                raise self._bad(f"line {line} has {'more' if None in row else 'fewer'} cells than the header")
-            for key, value in row.items():
-                try:
-                    if value != "":
-                        float(value)
-                except ValueError:
-                    raise self._bad(f"line {line}, column {key}: {value!r} is not a number") from None
-            if row["agent_steps"] == "":
-                raise self._bad(f"line {line} has no agent_steps")
-        return rows
+    def _lines(self) -> MetricsLines:
+        """The file split into lines (a torn last line left out); read as Latin-1, one character
+        per byte, so that character offsets are file offsets."""
+        return split_metrics(self.path.read_bytes().decode("latin-1"))
 
     def rows(self) -> list[dict[str, float]]:
-        """Every data row as numbers (empty cells → NaN), checked as in :meth:`check`."""
+        """Every completely written data row as numbers (empty cells → NaN)."""
         if self.columns is None:
             return []
-        return [{k: float(v) if v else math.nan for k, v in r.items()} for r in self._rows()]
+        table = self._lines()
+        try:
+            return [{k: float(v) if v else math.nan for k, v in zip(table.header, table.cells(i))}
+                    for i in range(len(table.lines))]
+        except ValueError as exc:
+            raise self._bad(str(exc)) from None
 
-    def check(self, interval: int) -> None:
-        """``agent_steps`` strictly increasing with no gap wider than one logging ``interval``."""
-        previous = 0
-        for line, row in enumerate(self._rows(), start=2):
-            steps = int(float(row["agent_steps"]))
-            if steps <= previous:
-                raise self._bad(f"line {line}: agent_steps {steps} does not increase (previous {previous})")
-            if steps - previous > interval:
-                raise self._bad(f"rows missing between agent_steps {previous} and {steps} (logging interval {interval})")
-            previous = steps
+    def resume_at(self, agent_steps: int, interval: int) -> int:
+        """Continue the table from a checkpoint at ``agent_steps``; return the number of rows kept.
 
-    def truncate_after(self, agent_steps: int) -> int:
-        """Keep rows with ``agent_steps`` ≤ the checkpoint's; return the number of rows kept."""
+        Rows logged after the checkpoint (from the first row with a plausible ``agent_steps``
+        beyond it on) and a torn last line are dropped unchecked, as a kill leaves them. The rows
+        kept must pass :func:`si.jobfiles.metrics_problems` with the logging ``interval``;
+        otherwise JobFolderError says what is wrong and the file is left as it is."""
         if self.columns is None:
             return 0
-        rows = [r for r in self._rows() if int(float(r["agent_steps"])) <= agent_steps]
-        with self.path.open("w", newline="") as f:
-            w = csv.DictWriter(f, self.columns)
-            w.writeheader()
-            w.writerows(rows)
-        return len(rows)
+        table = self._lines()
+        keep = next((i for i in range(len(table.lines)) if agent_steps < table.steps(i) <= IMPLAUSIBLE),
+                    len(table.lines))
+        kept = table.head(keep)
+        if problems := metrics_problems(kept, interval):
+            raise self._bad(describe(problems))
+        if keep < len(table.lines) or table.torn:
+            os.truncate(self.path, kept.ends[-1])
+        return keep
 
 
 SUMMARIES: dict[str, str] = {
@@ -206,5 +201,24 @@ def progress_line(row: dict[str, float], total_steps: int, eta_s: float) -> str:
     return " | ".join(parts)
 
 
+_progress_log: IO[str] | None = None
+
+
+@contextmanager
+def progress_log(path: Path) -> Iterator[None]:
+    """While the block runs, :func:`print_progress` also appends each line, with the time, to
+    ``path`` (the job folder's ``progress.log``)."""
+    global _progress_log
+    with path.open("a") as f:
+        previous, _progress_log = _progress_log, f
+        try:
+            yield
+        finally:
+            _progress_log = previous
+
+
 def print_progress(line: str) -> None:
+    """A progress line to stderr, and to the job's ``progress.log`` inside :func:`progress_log`."""
     print(line, file=sys.stderr, flush=True)
+    if _progress_log is not None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", file=_progress_log, flush=True)

@@ -2,8 +2,9 @@
 
 ``run(cfg, job_dir)`` is what ``launch/main.py`` calls (and what tests call directly).  The job
 directory gets ``job_config.yaml`` (the config it was started with), ``metrics.csv``
-(append-only), ``checkpoints/last.pt`` (+ checksum, previous one kept) and ``summary.json``; a
-rerun or a SLURM requeue of the same job resumes from the checkpoint and continues the table
+(append-only), ``checkpoints/last.pt`` (holding its own checksum, previous one kept), ``summary.json``
+and ``progress.log`` (its console progress lines, with times, appended); a rerun or a SLURM
+requeue of the same job resumes from the checkpoint and continues the table
 (si.train.jobdir says what a rerun with another config does). Checkpoints are written every
 ``budget.checkpoint_every`` agent steps and every ``budget.checkpoint_every_s`` seconds.
 SIGTERM/SIGUSR2 (SLURM preemption, submitit timeout) save a checkpoint at the next iteration
@@ -26,8 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 from si.envs.render import save_video
 from si.malloc import tune_malloc
 from si.train.a3c import A3C, worker_config
-from si.train.jobdir import JobLock, atomic_write, has_checkpoint, load_checkpoint, save_checkpoint, settle_config
-from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line
+from si.train.jobdir import (JobFolderError, JobLock, atomic_write, has_checkpoint, load_checkpoint, save_checkpoint,
+                             settle_config)
+from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line, progress_log
 from si.train.trainer import Budget, DivergenceError, Trainer
 
 
@@ -43,11 +45,23 @@ def code_version() -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
-def write_summary(job_dir: Path, **fields: Any) -> None:
+def read_summary(job_dir: Path) -> dict[str, Any]:
+    """``summary.json`` (empty when there is none); JobFolderError naming the file when it is not
+    valid JSON."""
     path = job_dir / "summary.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise JobFolderError(f"{path}: not valid JSON ({exc}); delete it and rerun (the job resumes from its "
+                             f"checkpoint and writes a new one)") from None
+
+
+def write_summary(job_dir: Path, **fields: Any) -> None:
+    old = read_summary(job_dir)
     old.update(fields)
-    atomic_write(path, json.dumps(old, indent=2, default=str).encode())
+    atomic_write(job_dir / "summary.json", json.dumps(old, indent=2, default=str).encode())
 
 
 class _StopRequest:
@@ -84,9 +98,10 @@ class _StopRequest:
 def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[str, Any]:
     """Train (or resume) the job described by ``cfg`` in ``job_dir``; return the summary dict.
 
-    Holds the job folder's lock for the whole run (a second process stops with JobFolderError)."""
+    Holds the job folder's lock for the whole run (a second process stops with JobFolderError)
+    and appends its progress lines to ``progress.log`` there."""
     job_dir = Path(job_dir)
-    with JobLock(job_dir):
+    with JobLock(job_dir), progress_log(job_dir / "progress.log"):
         return _run_locked(cfg, job_dir, group)
 
 
@@ -192,11 +207,10 @@ def planned_steps(cfg: DictConfig) -> int:
 def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, Any]:
     cfg = _start_state(cfg, job_dir)
     summary_path = job_dir / "summary.json"
-    if summary_path.exists():
-        done = json.loads(summary_path.read_text())
-        if done.get("status") == "complete" and done.get("agent_steps", 0) >= planned_steps(cfg):
-            print_progress(f"{job_dir}: already complete, nothing to do")
-            return done
+    done = read_summary(job_dir)
+    if done.get("status") == "complete" and done.get("agent_steps", 0) >= planned_steps(cfg):
+        print_progress(f"{job_dir}: already complete, nothing to do")
+        return done
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.tune_malloc:
@@ -213,8 +227,7 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
         state = load_checkpoint(job_dir, trainer.device, warn=print_progress)
         learner.load_state_dict(state["trainer"])
         wall0 = state["wall_time_s"]
-        kept = table.truncate_after(learner.agent_steps)
-        table.check(trainer.budget.steps_per_iter * trainer.budget.log_every_iters)
+        kept = table.resume_at(learner.agent_steps, trainer.budget.steps_per_iter * trainer.budget.log_every_iters)
         print_progress(f"{job_dir}: resumed at {learner.agent_steps:,} agent steps ({kept} metrics rows kept)")
     write_summary(job_dir, status="running", env_version=trainer.env.env_version, run_name=cfg.run_name,
                   device=str(trainer.device), wandb_group=group or cfg.run_name, **code_version(),
@@ -235,8 +248,9 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
     except BaseException as exc:
         if isinstance(exc, DivergenceError):
             write_summary(job_dir, status="diverged", agent_steps=learner.agent_steps, error=str(exc))
-            print_progress(f"{job_dir}: diverged at {learner.agent_steps:,} agent steps ({exc}); the last good "
-                           f"checkpoint is kept in {job_dir / 'checkpoints'}")
+            kept = (f"the last good checkpoint is kept in {job_dir / 'checkpoints'}" if has_checkpoint(job_dir)
+                    else "no checkpoint had been written")
+            print_progress(f"{job_dir}: diverged at {learner.agent_steps:,} agent steps ({exc}); {kept}")
         else:
             write_summary(job_dir, status="failed", agent_steps=learner.agent_steps,
                           error=f"{type(exc).__name__}: {exc}")
