@@ -12,7 +12,7 @@ Both stages run before Hydra creates a run or sweep folder:
   :func:`si.config.validate`, asks for CUDA the machine lacks (local jobs), or names a job folder
   that was started with another config or is in use by another process. Command-line keys that
   have no effect with the job's reward/optim (:data:`si.config.EFFECTIVE_WHEN`) get one warning
-  line each.
+  line each. The job folders it composed serve the console view (:func:`sweep_job_dirs`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.global_hydra import GlobalHydra
@@ -36,6 +36,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
+from launch.sweep import sweep_jobs, task_overrides, user_overrides
 from si.config import ConfigError, nearest, no_effect, unknown_key, validate
 from si.train.jobdir import JOB_CONFIG, JobFolderError, JobLock, _free, config_changes, has_checkpoint
 
@@ -92,13 +93,6 @@ def check_command_line(argv: Sequence[str], conf: Path = CONF) -> None:
                                   f"(options: {', '.join(groups[key])})")
 
 
-def sweep_jobs(task_overrides: list[str]) -> list[list[str]]:
-    """All override lists of a sweep (``reward=a,b seed=range(2)`` → 4 lists)."""
-    parsed = OverridesParser.create().parse_overrides(task_overrides)
-    (batch,) = BasicSweeper.split_arguments(parsed, None)
-    return batch
-
-
 def check_device(cfg: DictConfig) -> None:
     """``device=cuda`` needs CUDA on the machine that runs the job (checked where jobs run locally)."""
     import torch
@@ -136,16 +130,44 @@ def task_config(cfg: DictConfig) -> DictConfig:
     return task
 
 
-def output_dir(cfg: DictConfig, dir_key: str, subdir_key: str | None = None) -> Path:
-    """The folder Hydra will create for the job of ``cfg`` (as ``hydra.core.utils.run_job`` does)."""
+@contextmanager
+def hydra_config_of(cfg: DictConfig) -> Iterator[None]:
+    """``HydraConfig`` set to ``cfg`` while the block runs, as in the job itself: for ``${hydra:...}``
+    in folder and job names (launch.sweep)."""
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
-    hydra_config.set_config(cfg)  # for ${hydra:...} in the folder names
+    hydra_config.set_config(cfg)
     try:
-        path = Path(str(OmegaConf.select(cfg, dir_key)))
-        return (path / str(OmegaConf.select(cfg, subdir_key)) if subdir_key else path).absolute()
+        yield
     finally:
         hydra_config.cfg = previous
+
+
+def output_dir(cfg: DictConfig, dir_key: str, subdir_key: str | None = None) -> Path:
+    """The folder Hydra will create for the job of ``cfg`` (as ``hydra.core.utils.run_job`` does)."""
+    with hydra_config_of(cfg):
+        path = Path(str(OmegaConf.select(cfg, dir_key)))
+        return (path / str(OmegaConf.select(cfg, subdir_key)) if subdir_key else path).absolute()
+
+
+def job_folder(cfg: DictConfig) -> Path:
+    """The folder of the sweep job ``cfg``."""
+    return output_dir(cfg, "hydra.sweep.dir", "hydra.sweep.subdir")
+
+
+#: The job folders of each sweep composed in this process, by sweep folder.
+_SWEEP_JOB_DIRS: dict[str, list[Path]] = {}
+
+
+def sweep_job_dirs(config: DictConfig) -> list[Path]:
+    """The job folders of the sweep ``config`` in job order: those :class:`PreLaunchChecks`
+    composed, or (without that callback) composed here."""
+    key = str(config.hydra.sweep.dir)
+    if key not in _SWEEP_JOB_DIRS:
+        loader = GlobalHydra.instance().config_loader()
+        jobs = sweep_jobs(task_overrides(config))
+        _SWEEP_JOB_DIRS[key] = [job_folder(sweep_job_config(loader, config, o, n)) for n, o in enumerate(jobs)]
+    return _SWEEP_JOB_DIRS[key]
 
 
 def sweep_job_config(loader: ConfigLoader, sweep: DictConfig, overrides: list[str], num: int) -> DictConfig:
@@ -162,10 +184,11 @@ def sweep_job_config(loader: ConfigLoader, sweep: DictConfig, overrides: list[st
 def check_job(cfg: DictConfig, job_dir: Path, local: bool) -> None:
     """Every check of one job (``cfg`` with its ``hydra`` node) that can refuse it before launch."""
     task = task_config(cfg)
-    validate(task)
-    if local:
-        check_device(task)
-    check_job_folder(task, job_dir)
+    with hydra_config_of(cfg):
+        validate(task)
+        if local:
+            check_device(task)
+        check_job_folder(task, job_dir)
 
 
 def no_effect_warnings(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
@@ -184,7 +207,8 @@ def refusal(exc: Exception, overrides: Sequence[str] = ()) -> str:
     """The one line that reports a refused job: a config error names the sweep job by its
     ``overrides``, a job-folder error names the folder."""
     if isinstance(exc, ConfigError):
-        return f"Config error{f' (job {chr(32).join(overrides)})' if overrides else ''}: {exc}"
+        shown = " ".join(user_overrides(list(overrides)))
+        return f"Config error{f' (job {shown})' if shown else ''}: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -203,26 +227,28 @@ class PreLaunchChecks(Callback):
         except (ConfigError, JobFolderError) as exc:
             _print([refusal(exc)])
             raise SystemExit(2) from None
-        _print(no_effect_warnings(config, list(config.hydra.overrides.task)))
+        _print(no_effect_warnings(config, task_overrides(config)))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         loader = GlobalHydra.instance().config_loader()
-        jobs = sweep_jobs(list(config.hydra.overrides.task))
+        jobs = sweep_jobs(task_overrides(config))
         local = "slurm" not in str(config.hydra.launcher.get("_target_", "")).lower()
         refused: list[str] = []
         warnings: dict[str, None] = {}  # ordered, each line once
+        job_dirs: list[Path] = []
         for num, overrides in enumerate(jobs):
             try:
                 job = sweep_job_config(loader, config, overrides, num)
-                check_job(job, output_dir(job, "hydra.sweep.dir", "hydra.sweep.subdir"), local)
+                job_dirs.append(job_folder(job))
+                check_job(job, job_dirs[-1], local)
             except (ConfigError, JobFolderError) as exc:
                 refused.append(refusal(exc, overrides))
                 continue
-            warnings.update(dict.fromkeys(no_effect_warnings(job, overrides)))
+            warnings.update(dict.fromkeys(no_effect_warnings(job, user_overrides(overrides))))
         if refused:
             _print(refused)
             raise SystemExit(2)
         _print(list(warnings))
-        print(f"{len(jobs)} jobs validated. Their progress lines go to "
-              f"{config.hydra.sweep.dir}/.submitit/*/*_log.err (tail -f them); each job folder gets "
+        _SWEEP_JOB_DIRS[str(config.hydra.sweep.dir)] = job_dirs
+        print(f"{len(jobs)} jobs validated. Each job folder gets progress.log (its progress lines), "
               f"metrics.csv and summary.json.", file=sys.stderr)

@@ -1,10 +1,11 @@
 """Hydra entry point: ``python launch/main.py [-m] key=value …``.
 
 A plain run trains in-process in ``outputs/runs/…``; ``-m`` sweeps go through the launcher
-preset (submitit on this machine by default, ``launcher=slurm`` for SLURM), one job per run in
-``multirun/<time>/<num>_<env>-<reward>-s<seed>``.  Rerunning a sweep with the same
-``hydra.sweep.dir`` resumes every unfinished job from its own checkpoint.  A launch that
-launch.checks refuses prints one line per refused job and creates no folder.
+preset (submitit on this machine by default, one job per CPU core at once; ``launcher=slurm``
+for SLURM), one job per run in ``multirun/<time>/<num>_<env>-<reward>-s<seed>`` (plus the other
+keys the sweep varies, launch.sweep), shown while they run (launch.console).  Rerunning a
+sweep with the same ``hydra.sweep.dir`` resumes every unfinished job from its own checkpoint.
+A launch that launch.checks refuses prints one line per refused job and creates no folder.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,6 +99,30 @@ def test_used_by_sweep_runs_every_job_through_submitit_local(tmp_path):
     assert "4" in report and "harvest" in report
     figures = list((out / "figures").glob("*.png"))
     assert figures and all(f.stat().st_size > 1000 for f in figures)
+
+
+def test_sweep_console_shows_each_job_and_a_closing_summary(tmp_path):
+    """README, "Watching a sweep" and "Job names": a 2-job sweep over reward.beta prints the view
+    while it runs, a line per job and the summary at its end; each job's name carries its β, and
+    its progress lines are in its progress.log."""
+    sweep = tmp_path / "sweep"
+    proc = launch("-m", "reward=influence", "env=harvest", "seed=range(1)", "reward.beta=0.1,0.2", *FAST, "logger=none",
+                  "hydra.callbacks.sweep_console.every_s=1", f"hydra.sweep.dir={sweep}", timeout=600)
+    names = ["0_harvest-influence-s0_reward.beta=0.1", "1_harvest-influence-s0_reward.beta=0.2"]
+    assert sorted(p.name for p in sweep.glob("*_harvest-*")) == names
+    lines = proc.stderr.splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith("Sweep finished"))
+    assert any(line.startswith(f"Sweep {sweep}: ") for line in lines[:end]), "the view while the jobs run"
+    for name, line in zip(names, lines[end - 2:end]):
+        assert re.fullmatch(rf"  {re.escape(name)}  complete  steps 2,000/2,000 \(100\.0%\) \| env-steps/s [\d,]+ \| "
+                            rf"collective .* \| ETA 0\.0 min", line), line
+    assert lines[end].startswith(f"Sweep finished: 2 complete, 0 failed of 2 jobs in {sweep} (")
+    assert lines[end + 1:] == [f"Next: python -m analysis {sweep} --out results/sweep"]
+    for name in names:
+        run_name = name.split("_", 1)[1]
+        assert json.loads((sweep / name / "summary.json").read_text())["run_name"] == run_name
+        progress = (sweep / name / "progress.log").read_text().splitlines()
+        assert f" [{run_name}] steps 2,000/2,000 (100.0%)" in progress[-1]
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:

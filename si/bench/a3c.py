@@ -39,15 +39,20 @@ def measure(workers: int, env: str, reward: str, steps: int, extra: list[str]) -
     return statistics.median(rates)
 
 
-def main(argv: list[str]) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m si.bench a3c``."""
     p = argparse.ArgumentParser(prog="python -m si.bench a3c", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts")
-    p.add_argument("--env", default="harvest")
-    p.add_argument("--reward", default="extrinsic")
+    p.add_argument("--env", default="harvest", help="game (default: %(default)s)")
+    p.add_argument("--reward", default="extrinsic", help="reward variant (default: %(default)s)")
     p.add_argument("--steps", type=int, default=64000, help="env steps per measured job (8 logging intervals)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. optim.envs_per_worker=16")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
     register_configs()
     print(f"env={args.env} reward={args.reward} steps={args.steps:,} per job")
     print(f"{'workers':>8}{'env-steps/s':>14}{'vs 1 worker':>13}{'efficiency':>12}")

@@ -39,18 +39,25 @@ def measure(name: str, batch: int, agents: int, device: str, steps: int, compile
     return batch * steps / (time.perf_counter() - t0)
 
 
-def main(argv: list[str]) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m si.bench env``."""
     p = argparse.ArgumentParser(prog="python -m si.bench env", description=__doc__)
-    p.add_argument("--envs", nargs="+", default=["harvest", "cleanup"], choices=ENV_NAMES)
-    p.add_argument("--batch", nargs="+", type=int, default=[1, 16, 256, 1024, 4096])
-    p.add_argument("--agents", type=int, default=5)
+    p.add_argument("--envs", nargs="+", default=["harvest", "cleanup"], choices=ENV_NAMES,
+                   help="games (default: %(default)s)")
+    p.add_argument("--batch", nargs="+", type=int, default=[1, 16, 256, 1024, 4096],
+                   help="batch sizes B (default: %(default)s)")
+    p.add_argument("--agents", type=int, default=5, help="agents per env (default: %(default)s)")
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda if available")
     p.add_argument("--seconds", type=float, default=2.0, help="rough time budget per measurement")
     p.add_argument("--compile", action="store_true", help="torch.compile the env transition (env.compile())")
     p.add_argument("--baseline-sps", type=float, default=None, help="env-steps/s of a reference")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-tune-malloc", action="store_true", help="leave glibc malloc settings alone")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     tuned = not args.no_tune_malloc and tune_malloc()

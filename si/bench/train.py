@@ -47,18 +47,23 @@ def measure(reward: str, env: str, num_envs: int, iters: int, device: str, extra
     return iters * trainer.budget.steps_per_iter / (time.perf_counter() - t0), trainer.n, cfg.reward.influence
 
 
-def main(argv: list[str]) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m si.bench train``."""
     p = argparse.ArgumentParser(prog="python -m si.bench train", description=__doc__)
-    p.add_argument("--env", default="harvest")
-    p.add_argument("--num-envs", type=int, default=64)
-    p.add_argument("--iters", type=int, default=5)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--env", default="harvest", help="game (default: %(default)s)")
+    p.add_argument("--num-envs", type=int, default=64, help="envs per batch (default: %(default)s)")
+    p.add_argument("--iters", type=int, default=5, help="timed training iterations per variant (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch default")
     p.add_argument("--rewards", default=",".join(REWARD_NAMES), help="comma-separated reward variants")
     p.add_argument("--compile", action="store_true", help="torch.compile the env step and the influence")
     p.add_argument("--no-tune-malloc", action="store_true", help="leave glibc malloc settings alone (runs tune them)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. optim.rollout_len=100")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
     register_configs()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
