@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "counts as failed (%(default)s)")
     p.add_argument("--include-partial", action="store_true",
                    help="also use unfinished runs, at the steps they reached (default: left out and listed)")
+    p.add_argument("--include-retrained", action="store_true",
+                   help="also use runs that a rerun continued with other training values (allow_config_change=true; "
+                        "default: left out and listed, since their config shows only the last values)")
     p.add_argument("--final-points", type=int, default=d.final_points,
                    help="final value = mean of this many last logged points of a run (%(default)s; the paper's "
                         "'last 50 agent steps')")
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                    table_confidence=args.table_confidence, alpha=args.alpha, top_k=args.top_k,
                    exclude_harvest_failures=not args.keep_harvest_failures, apples_threshold=args.apples_threshold,
                    return_threshold=args.return_threshold, include_partial=args.include_partial,
+                   include_retrained=args.include_retrained,
                    bootstrap_reps=args.bootstrap_reps, seed=args.seed)
     try:
         report = analyse(args.sweeps, args.out, opts, args.wandb)
@@ -67,5 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``si-analysis`` command (pyproject.toml): ``python -m analysis`` with the process's arguments."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     for arg in args.settings:
         label, folders = setting_folders(arg)
         runs = [r for r in discover(folders) if r.status == "complete" or (args.include_partial and r.status == "partial")]
+        for r in (r for r in runs if r.retrained):
+            print(f"{r.path}: left out, trained under more than one config ({'; '.join(r.retrained)})", file=sys.stderr)
+        runs = [r for r in runs if not r.retrained]
         if runs:
             settings[label] = runs
         else:

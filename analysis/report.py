@@ -48,6 +48,7 @@ class Options:
     apples_threshold: float = 5.0
     return_threshold: float = 1.0
     include_partial: bool = False
+    include_retrained: bool = False
     bootstrap_reps: int = 2000
     seed: int = 0
 
@@ -237,6 +238,13 @@ def _tables(settings: list[Setting], best: dict[tuple[str, str], Setting], opts:
     return written, shown
 
 
+def used(run: Run, opts: Options) -> bool:
+    """Whether the tables and figures use ``run``: complete (or unfinished with
+    ``--include-partial``), and trained under one config (or any with ``--include-retrained``)."""
+    finished = run.status == "complete" or (run.status == "partial" and opts.include_partial)
+    return finished and (not run.retrained or opts.include_retrained)
+
+
 def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: str | None = None) -> Path:
     """Run the whole analysis and return the path of `report.md`. Raises NoRunsError."""
     runs = discover(sweeps) + (load_wandb(wandb_project) if wandb_project else [])
@@ -245,7 +253,7 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
                           + (f" and no runs in W&B project {wandb_project}" if wandb_project else ""))
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    usable = [r for r in runs if r.status == "complete" or (r.status == "partial" and opts.include_partial)]
+    usable = [r for r in runs if used(r, opts)]
     usable, duplicates = dedupe_seeds(usable)
     checks = [harvest_exclusion(r, opts.apples_threshold, opts.return_threshold, opts.final_points)
               for r in usable if r.env == "harvest"]
@@ -281,6 +289,9 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
     for r in runs:
         if r.status != "complete" and not (r.status == "partial" and opts.include_partial):
             notes.append(f"{r.path}: skipped, {r.status} at {r.agent_steps:g} env steps ({'; '.join(r.problems)})")
+        elif r.retrained:
+            verb = "used (--include-retrained)" if opts.include_retrained else "skipped (--include-retrained uses it)"
+            notes.append(f"{r.path}: {verb}, trained under more than one config: {'; '.join(r.retrained)}")
     report.write_text(_report_text(sweeps, runs, empty, duplicates, checks, settings, best, opts, shown,
                                    Outputs(table_paths, fig_paths, notes), out))
     return report

@@ -3,14 +3,13 @@
 A job folder is any directory holding `.hydra/config.yaml` (the resolved config). Next to it:
 `metrics.csv` (or `metrics.parquet`, or `metrics.csv.gz` in an archive), `summary.json` and
 optionally `eval/*.csv` (or `eval/*.csv.gz`).
-A *setting* is `env.name` × `reward.name` × the values of the config sections `model`,
-`reward` and `optim`; seeds (`seed`) are its replicates.
+A *setting* (si.setting) is `env.name` × `reward.name` × the values of the config sections
+`model`, `reward` and `optim`; seeds (`seed`) are its replicates.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import math
@@ -22,10 +21,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from si.jobfiles import describe, metrics_problems, split_metrics
-
-#: Config sections whose values define a hyperparameter setting.
-SETTING_SECTIONS: tuple[str, ...] = ("model", "reward", "optim")
+from si.jobfiles import changed_training, describe, metrics_problems, split_metrics
+from si.setting import flatten, get, setting_id, setting_params
 
 
 @dataclass
@@ -38,6 +35,9 @@ class Run:
     summary: dict[str, Any]
     status: str  # "complete" | "partial" | "failed"
     problems: list[str] = field(default_factory=list)
+    retrained: list[str] = field(default_factory=list)
+    """Training values a rerun changed part-way (`config_changes.jsonl`, si.jobfiles.changed_training):
+    the run was trained under more than one config; its config shows the last one only."""
 
     @property
     def env(self) -> str:
@@ -85,28 +85,6 @@ class Setting:
         return [r.seed for r in self.runs]
 
 
-def get(config: dict[str, Any], dotted: str, default: Any = None) -> Any:
-    """`config["a"]["b"]` for `"a.b"`; `default` when any part is missing."""
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> {"a.b": value}; lists are kept as values."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     """{"a.b": v} -> {"a": {"b": v}} (W&B configs may be stored either way)."""
     out: dict[str, Any] = {}
@@ -117,39 +95,6 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[parts[-1]] = unflatten(value) if isinstance(value, dict) else value
     return out
-
-
-#: Keys added to the config after runs were archived, with the value that reproduces the older
-#: behaviour. A key at this value is left out of a setting, so runs from before and after it
-#: existed group together (and keep their setting ids).
-DEFAULTED_KEYS: dict[str, Any] = {
-    "optim.optimizer": "adam", "optim.rmsprop_alpha": 0.99, "optim.rmsprop_eps": 0.1, "optim.workers": 0,
-    "optim.envs_per_worker": 8, "model.cudagraphs": False,
-}
-
-
-def setting_params(config: dict[str, Any]) -> dict[str, Any]:
-    """The flattened hyperparameters that define a setting (sections `model`, `reward`, `optim`,
-    `budget.num_envs` and `budget.lr_ref_envs`: the synchronous learner's batch is num_envs ×
-    rollout_len and its learning rate may scale with it, so both change what is learnt per env
-    step), without `DEFAULTED_KEYS` at their default."""
-    params = {"env.name": get(config, "env.name")}
-    for section in SETTING_SECTIONS:
-        params.update(flatten(config.get(section) or {}, section + "."))
-    if params.get("optim.algo") != "a3c":  # A3C's batch: optim.envs_per_worker, lr unscaled
-        for key in ("budget.num_envs", "budget.lr_ref_envs"):
-            if (value := get(config, key)) is not None:
-                params[key] = value
-    for key, default in DEFAULTED_KEYS.items():
-        if params.get(key, default) == default:
-            params.pop(key, None)
-    return params
-
-
-def setting_id(config: dict[str, Any]) -> str:
-    """Stable 8-hex-digit hash of `setting_params` (independent of key order)."""
-    blob = json.dumps(setting_params(config), sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
 def read_metrics(path: Path, text: str | None = None) -> pd.DataFrame:
@@ -243,7 +188,7 @@ def load_run(job_dir: Path) -> Run:
         status = "partial"
         if declared is not None:
             problems.append(f"summary status {declared}")
-    return Run(str(job_dir), config, metrics, summary, status, problems)
+    return Run(str(job_dir), config, metrics, summary, status, problems, changed_training(job_dir))
 
 
 def metrics_short_of(metrics: pd.DataFrame, summary: dict[str, Any]) -> str | None:

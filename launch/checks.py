@@ -38,7 +38,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from launch.sweep import sweep_jobs, task_overrides, user_overrides
 from si.config import ConfigError, nearest, no_effect, unknown_key, validate
-from si.train.jobdir import JOB_CONFIG, JobFolderError, JobLock, _free, config_changes, has_checkpoint
+from si.train.jobdir import JobFolderError, JobLock, check_config_change, has_checkpoint
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -106,17 +106,11 @@ def check_device(cfg: DictConfig) -> None:
 
 
 def check_job_folder(cfg: DictConfig, job_dir: Path) -> None:
-    """Refuse, as the job itself would (:func:`si.train.jobdir.settle_config`, :class:`JobLock`),
-    a folder that was started with another config or that another process trains in."""
-    started = job_dir / JOB_CONFIG
-    if started.exists() and has_checkpoint(job_dir) and not cfg.allow_config_change:
-        changes = config_changes(OmegaConf.to_container(OmegaConf.load(started), resolve=True),
-                                 OmegaConf.to_container(cfg, resolve=True))
-        diff = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items() if not _free(k)]
-        if diff:
-            raise JobFolderError(f"{job_dir} was started with another config ({', '.join(diff)}); rerun with the "
-                                 f"original values, use a new hydra.sweep.dir/hydra.run.dir, or add "
-                                 f"allow_config_change=true to continue with the new values")
+    """Refuse, as the job itself would (:func:`si.train.jobdir.check_config_change`,
+    :class:`JobLock`), a folder that was started with another config or that another process
+    trains in."""
+    if has_checkpoint(job_dir):
+        check_config_change(cfg, job_dir)
     if (job_dir / ".lock").exists():
         with JobLock(job_dir):  # JobFolderError naming the holder while another process trains here
             pass

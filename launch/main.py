@@ -18,18 +18,17 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.runs import setting_id  # noqa: E402
-from launch.checks import check_command_line  # noqa: E402
-from si.config import ConfigError, register_configs, validate  # noqa: E402
+from launch.checks import CONF, check_command_line
+from si.config import ConfigError, register_configs, validate
+from si.setting import setting_id
 
 register_configs()
 
 
 def setting_group(cfg: DictConfig) -> str:
     """W&B group: the run without its seed, so seeds aggregate on dashboards. Its id is the
-    analysis' setting id (``analysis.runs.setting_id``), so a dashboard group and a report row match."""
+    setting id the analysis report lists (``si.setting.setting_id``), so a dashboard group and a
+    report row match."""
     return f"{cfg.env.name}-{cfg.reward.name}-{setting_id(OmegaConf.to_container(cfg, resolve=True))}"
 
 
@@ -51,16 +50,6 @@ def pin_local_gpu(job_num: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(job_num % count)
 
 
-def restore_hydra_config(job_dir: Path) -> None:
-    """After a refusal inside the job, put back the config the job keeps (``job_config.yaml``)
-    into ``.hydra/config.yaml``, which Hydra rewrote with the refused values before the job started."""
-    from si.train.jobdir import JOB_CONFIG, atomic_write
-
-    kept = job_dir / JOB_CONFIG
-    if kept.exists() and (job_dir / ".hydra").is_dir():
-        atomic_write(job_dir / ".hydra" / "config.yaml", kept.read_bytes())
-
-
 def remove_submitit_template_folder(submitit_folder: str | None) -> None:
     """Remove the empty ``.submitit/%j`` folder: submitit's executors create their folder
     template literally before any job id exists, and each job writes to its own id's folder."""
@@ -71,7 +60,7 @@ def remove_submitit_template_folder(submitit_folder: str | None) -> None:
             pass
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")  # absolute: also as si-train
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     multirun = hc.mode.name == "MULTIRUN"
@@ -89,7 +78,7 @@ def main(cfg: DictConfig) -> None:
         print(OmegaConf.to_yaml(cfg, resolve=True), file=sys.stderr)
         print(f"Job folder: {job_dir}", file=sys.stderr)
 
-    from si.train.jobdir import JobFolderError
+    from si.train.jobdir import JobFolderError, restore_hydra_config
     from si.train.run import run
     from si.train.trainer import DivergenceError
 

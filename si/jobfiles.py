@@ -1,16 +1,38 @@
-"""The format of a job folder's ``metrics.csv``, checked by one set of rules wherever it is read.
+"""The files of a job folder that the trainer writes and analysis reads, with one set of rules each.
 
-The trainer checks the rows it keeps when it resumes a job (si.train.logging.MetricsTable) and
-analysis checks every table it reads (analysis.runs), both with :func:`metrics_problems`, so a
-table the trainer resumes is one analysis accepts. This module imports the standard library
-only: analysis imports it and never imports torch or the training code (docs/design.md).
+* ``metrics.csv``: the trainer checks the rows it keeps when it resumes a job
+  (si.train.logging.MetricsTable) and analysis checks every table it reads (analysis.runs), both
+  with :func:`metrics_problems`, so a table the trainer resumes is one analysis accepts.
+* ``config_changes.jsonl``: one record per rerun that changed the config
+  (si.train.jobdir): ``{"time", "agent_steps", "changes": {key: [before, after]}}``, where
+  ``agent_steps`` is the step from which the new values were used. :func:`training_changes`
+  says which changes alter what is learnt (not the keys in :data:`FREE_KEYS`); the trainer
+  refuses those without ``allow_config_change=true``, and analysis keeps a run trained under
+  more than one config out of its tables unless asked (:func:`changed_training`).
+
+This module imports the standard library only: analysis imports it and never imports torch or
+the training code (docs/design.md).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CONFIG_CHANGES = "config_changes.jsonl"
+
+#: Keys that may differ between the start and a rerun of a job without changing what it learns:
+#: the run's length (schedules stretch to the new length, recorded), where and how fast it runs,
+#: and logging. Prefixes end with a dot.
+FREE_KEYS: tuple[str, ...] = (
+    "budget.agent_steps", "budget.checkpoint_every", "budget.checkpoint_every_s", "logger.", "threads",
+    "tune_malloc", "device", "env.compile", "model.compile", "model.cudagraphs",
+    "allow_config_change",
+)
 
 #: A logged value beyond this magnitude is not a plausible metric (a corrupt cell, a diverged run).
 IMPLAUSIBLE = 1e12
@@ -123,3 +145,34 @@ def describe(problems: list[str], shown: int = 3) -> str:
     """The first ``shown`` problems, and how many more there are."""
     more = len(problems) - shown
     return "; ".join(problems[:shown]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def free_key(key: str) -> bool:
+    """Whether a change of the dotted ``key`` leaves what the job learns unchanged (:data:`FREE_KEYS`)."""
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in FREE_KEYS)
+
+
+def training_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``changes`` (dotted key → values) whose key changes what the job learns."""
+    return {k: v for k, v in changes.items() if not free_key(k)}
+
+
+def changed_training(job_dir: Path) -> list[str]:
+    """Each rerun of the job in ``job_dir`` that continued it with other training values, as
+    ``"reward.beta 0.224 -> 9 from agent step 1,200"`` (``config_changes.jsonl``); empty when
+    the job was trained under one config. A line that is not a record is reported as such."""
+    path = job_dir / CONFIG_CHANGES
+    if not path.exists():
+        return []
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            record = json.loads(line)
+            changed = training_changes(record["changes"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            out.append(f"{CONFIG_CHANGES} line {n} is not a change record")
+            continue
+        step = record.get("agent_steps")
+        when = f" from agent step {step:,}" if isinstance(step, int) else " (step not recorded)"
+        out += [f"{k} {a!r} -> {b!r}{when}" for k, (a, b) in changed.items()]
+    return out

@@ -447,9 +447,11 @@ def test_cli_without_runs_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_analysis_never_imports_training_code() -> None:
-    """Only `si.jobfiles` (the metrics checks shared with the trainer, standard library only)."""
+    """Only `si.jobfiles` and `si.setting` (the job-folder rules and the setting id it shares with
+    the trainer and the launcher, standard library only)."""
     code = ("import sys, analysis.__main__, analysis.figures, analysis.report; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('si', 'torch') and m not in ('si', 'si.jobfiles')]; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('si', 'torch') "
+            "and m not in ('si', 'si.jobfiles', 'si.setting')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 

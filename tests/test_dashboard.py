@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from test_trainer import make
 
 from analysis.dashboard import GROUP_KEYS, PANELS, Spec, build, main
-from si.train.jobdir import flat_config
+from si.setting import flatten
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def logged() -> tuple[set[str], dict]:
         t = make(f"env={env}", f"reward={reward}", "optim.rollout_len=50")  # one 50-step episode ends
         t.train_iteration()
         columns |= set(t.log_row(1.0, 1.0, 1))
-    return columns, flat_config(OmegaConf.to_container(t.cfg, resolve=True))
+    return columns, flatten(OmegaConf.to_container(t.cfg, resolve=True))
 
 
 def test_every_panel_plots_logged_metrics_and_groups_by_logged_config_keys(logged) -> None:

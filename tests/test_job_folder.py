@@ -58,9 +58,38 @@ def test_allowed_config_change_is_recorded(tmp_path):
     job = tmp_path / "job"
     run(cfg("budget.agent_steps=400"), job)
     run(cfg("budget.agent_steps=1000", "optim.lr_init=0.01", "allow_config_change=true"), job)
-    changes = [json.loads(line)["changes"] for line in (job / "config_changes.jsonl").read_text().splitlines()]
-    assert changes[-1]["optim.lr_init"][1] == 0.01 and changes[-1]["budget.agent_steps"] == [400, 1000]
+    records = [json.loads(line) for line in (job / "config_changes.jsonl").read_text().splitlines()]
+    changes = records[-1]["changes"]
+    assert changes["optim.lr_init"][1] == 0.01 and changes["budget.agent_steps"] == [400, 1000]
+    assert records[-1]["agent_steps"] == 400  # the step from which the new values were used
     assert yaml.safe_load((job / "job_config.yaml").read_text())["optim"]["lr_init"] == 0.01
+    assert load_run(job).retrained == [f"optim.lr_init {cfg().optim.lr_init!r} -> 0.01 from agent step 400"]
+
+
+def test_a_finished_job_keeps_the_config_it_was_trained_with(tmp_path, capsys):
+    """allow_config_change=true on a finished job: nothing to do, nothing relabelled."""
+    job = tmp_path / "job"
+    run(cfg("reward=influence"), job)
+    trained = (job / "job_config.yaml").read_text()
+    (job / ".hydra" / "config.yaml").write_text("reward: {beta: 9.0}\n")  # as Hydra writes the rerun's values
+    summary = run(cfg("reward=influence", "reward.beta=9", "allow_config_change=true"), job)
+    assert summary["status"] == "complete" and "already complete, nothing to do" in capsys.readouterr().err
+    assert (job / "job_config.yaml").read_text() == trained == (job / ".hydra" / "config.yaml").read_text()
+    assert not (job / "config_changes.jsonl").exists() and load_run(job).retrained == []
+
+
+def test_analysis_keeps_a_retrained_run_out_of_its_tables_unless_asked(tmp_path):
+    from analysis.report import Options, used
+
+    job = make_fake_job(tmp_path / "job", "cleanup", "influence", 0, make_metrics(steps=6))
+    (job / "config_changes.jsonl").write_text(json.dumps(
+        {"time": "t", "agent_steps": 30, "changes": {"reward.beta": [0.224, 9.0], "threads": [1, 2]}}) + "\n")
+    retrained = load_run(job)
+    assert retrained.status == "complete" and retrained.retrained == ["reward.beta 0.224 -> 9.0 from agent step 30"]
+    assert not used(retrained, Options()) and used(retrained, Options(include_retrained=True))
+    (job / "config_changes.jsonl").write_text(json.dumps(
+        {"time": "t", "agent_steps": 30, "changes": {"budget.agent_steps": [30, 60]}}) + "\n")
+    assert used(load_run(job), Options())  # a longer run is the same training
 
 
 def test_extending_the_budget_just_works_and_continues_the_table(tmp_path):

@@ -176,3 +176,18 @@ def test_wandb_history_after_sigkill_holds_every_metrics_row(tmp_path):
     assert sorted(rows) == list(df["agent_steps"]), "the newest offline run file holds the whole history"
     for _, row in df.iterrows():
         assert rows[int(row["agent_steps"])]["collective_reward"] == pytest.approx(row["collective_reward"])
+
+
+def test_console_commands_run_from_any_folder_and_training_never_imports_analysis(tmp_path):
+    """`si-train`, `si-analysis`, `si-bench` (pyproject.toml) are the documented commands, and
+    launching imports nothing from `analysis` (layers point one way)."""
+    from importlib.metadata import entry_points
+
+    commands = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.name.startswith("si-")}
+    assert commands == {"si-train": "launch.main:cli", "si-analysis": "analysis.__main__:cli",
+                        "si-bench": "si.bench.__main__:cli"}
+    code = ("import sys; from launch.main import cli; sys.argv = ['si-train', '--help']\n"
+            "try:\n    cli()\nexcept SystemExit:\n    pass\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'analysis'], 'launch imported analysis'")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "python launch/main.py -m reward=influence,visible" in proc.stdout, proc.stderr

@@ -39,5 +39,10 @@ def main(argv: list[str]) -> None:
     importlib.import_module(f"si.bench.{argv[0]}").main(argv[1:])
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``si-bench`` command (pyproject.toml): ``python -m si.bench`` with the process's arguments."""
     main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    cli()

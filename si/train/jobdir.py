@@ -3,11 +3,13 @@ checkpoints with a fallback (docs/design.md, "Job-folder guarantees").
 
 * :class:`JobLock` — an exclusive ``flock`` on ``<job>/.lock``; a second process on the same
   folder stops with one line naming the holder (host, pid).
-* :func:`settle_config` — ``job_config.yaml`` is the resolved config the job was started with,
-  written once. A rerun whose config differs in a key that changes the training is refused
-  with one line listing the keys, unless ``allow_config_change=true``; then the change is
-  appended to ``config_changes.jsonl`` and ``job_config.yaml`` is updated. Extending
-  ``budget.agent_steps`` (and the keys in :data:`FREE_KEYS`) is always allowed.
+* :func:`check_config_change` / :func:`keep_config` — ``job_config.yaml`` is the resolved config
+  the job trains with. A rerun whose config differs in a key that changes the training is
+  refused with one line listing the keys, unless ``allow_config_change=true``; then the change
+  and the agent step from which it applies are appended to ``config_changes.jsonl``
+  (si.jobfiles) and ``job_config.yaml`` is updated. Extending ``budget.agent_steps`` (and the
+  keys in ``si.jobfiles.FREE_KEYS``) is always allowed. A finished job is left as it is unless
+  the rerun extends ``budget.agent_steps`` (si.train.run).
 * :func:`save_checkpoint` / :func:`load_checkpoint` — ``checkpoints/last.pt`` holding the SHA-256
   of its own content and committed by one rename, the previous checkpoint kept as ``prev.pt``;
   plain tensors and numbers only (they load with ``torch.load(..., weights_only=True)``). A file
@@ -28,21 +30,13 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from si.jobfiles import CONFIG_CHANGES, training_changes
+from si.setting import flatten
+
 JOB_CONFIG = "job_config.yaml"
-CONFIG_CHANGES = "config_changes.jsonl"
 CHECKPOINTS = Path("checkpoints")
 #: The key under which a checkpoint file holds the SHA-256 of the rest of its content.
 DIGEST_KEY = "sha256"
-
-#: Keys that may differ between the start and a rerun of a job without changing what it learns:
-#: the run's length (schedules stretch to the new length, recorded), where and how fast it runs,
-#: and logging. Prefixes end with a dot.
-FREE_KEYS: tuple[str, ...] = (
-    "budget.agent_steps", "budget.checkpoint_every", "budget.checkpoint_every_s", "logger.", "threads",
-    "tune_malloc", "device", "env.compile", "model.compile", "model.cudagraphs",
-    "allow_config_change",
-)
-
 
 class JobFolderError(RuntimeError):
     """The job folder cannot be used as it is; the message names the file and what to do."""
@@ -75,55 +69,53 @@ class JobLock:
             self._fd = None
 
 
-def flat_config(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"reward": {"name": x}}`` → ``{"reward.name": x}`` (config diffs; W&B configs the UI groups by)."""
-    out: dict[str, Any] = {}
-    for key, value in cfg.items():
-        if isinstance(value, dict):
-            out.update(flat_config(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _free(key: str) -> bool:
-    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in FREE_KEYS)
-
-
 def config_changes(started: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Every dotted key whose value differs, with its (started, now) values."""
-    a, b = flat_config(started), flat_config(now)
+    a, b = flatten(started), flatten(now)
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
-def settle_config(cfg: DictConfig, job_dir: Path, fresh: bool) -> DictConfig:
-    """Return the config to train with and write it to ``job_config.yaml`` and ``.hydra/config.yaml``.
-
-    ``fresh``: the folder holds no earlier run (its config is simply written). Otherwise the
-    started config is compared with ``cfg`` (see the module docstring); a folder from before
-    ``job_config.yaml`` existed adopts ``cfg``.
-    """
-    now = OmegaConf.to_container(cfg, resolve=True)
+def check_config_change(cfg: DictConfig, job_dir: Path) -> dict[str, tuple[Any, Any]]:
+    """The changes of ``cfg`` against the config ``job_dir`` trains with (none when it keeps no
+    ``job_config.yaml``); JobFolderError when they change the training and ``allow_config_change``
+    is not set. Reads the folder only (launch.checks runs it before launch)."""
     path = job_dir / JOB_CONFIG
-    if path.exists() and not fresh:
-        started = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-        changes = config_changes(started, now)
-        diff = {k: v for k, v in changes.items() if not _free(k)}
-        if diff and not cfg.get("allow_config_change", False):
-            listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-            raise JobFolderError(f"{job_dir} was started with another config ({listed}); rerun with the "
-                                 f"original values, use a new hydra.sweep.dir/hydra.run.dir, or add "
-                                 f"allow_config_change=true to continue with the new values (recorded in {CONFIG_CHANGES})")
-        if diff or "budget.agent_steps" in changes:
-            with (job_dir / CONFIG_CHANGES).open("a") as f:
-                f.write(json.dumps({"time": datetime.datetime.now().isoformat(timespec="seconds"),
-                                    "changes": {k: list(v) for k, v in changes.items()}}, default=str) + "\n")
+    if not path.exists():
+        return {}
+    changes = config_changes(OmegaConf.to_container(OmegaConf.load(path), resolve=True),
+                             OmegaConf.to_container(cfg, resolve=True))
+    diff = training_changes(changes)
+    if diff and not cfg.get("allow_config_change", False):
+        listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        raise JobFolderError(f"{job_dir} was started with another config ({listed}); rerun with the "
+                             f"original values, use a new hydra.sweep.dir/hydra.run.dir, or add "
+                             f"allow_config_change=true to continue with the new values (recorded in {CONFIG_CHANGES})")
+    return changes
+
+
+def keep_config(cfg: DictConfig, job_dir: Path, changes: dict[str, tuple[Any, Any]], agent_steps: int = 0) -> None:
+    """Write ``cfg`` to ``job_config.yaml`` and ``.hydra/config.yaml``, first appending
+    ``changes`` (from :func:`check_config_change`) to ``config_changes.jsonl`` with the
+    ``agent_steps`` from which they apply, when they change the training or the run's length."""
+    if training_changes(changes) or "budget.agent_steps" in changes:
+        with (job_dir / CONFIG_CHANGES).open("a") as f:
+            f.write(json.dumps({"time": datetime.datetime.now().isoformat(timespec="seconds"),
+                                "agent_steps": int(agent_steps),
+                                "changes": {k: list(v) for k, v in changes.items()}}, default=str) + "\n")
     text = OmegaConf.to_yaml(cfg, resolve=True).encode()
     job_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, text)
+    atomic_write(job_dir / JOB_CONFIG, text)
     (job_dir / ".hydra").mkdir(exist_ok=True)
     atomic_write(job_dir / ".hydra" / "config.yaml", text)
-    return cfg
+
+
+def restore_hydra_config(job_dir: Path) -> None:
+    """Put the config the job keeps (``job_config.yaml``) back into ``.hydra/config.yaml``, which
+    Hydra rewrote with a rerun's values before the job started, when the rerun was refused or
+    found nothing to do."""
+    kept = job_dir / JOB_CONFIG
+    if kept.exists() and (job_dir / ".hydra").is_dir():
+        atomic_write(job_dir / ".hydra" / "config.yaml", kept.read_bytes())
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from si.jobfiles import IMPLAUSIBLE, MetricsLines, describe, metrics_problems, split_metrics
-from si.train.jobdir import JobFolderError, flat_config
+from si.setting import flatten
+from si.train.jobdir import JobFolderError
 
 
 class MetricsTable:
@@ -121,7 +122,7 @@ class WandbLogger:
             self.run = wandb.init(
                 project=project, entity=entity, name=name, group=group, job_type=cfg_dict["env"]["name"],
                 tags=[*tags, *([f"sweep:{sweep}"] if sweep else [])], mode=mode, id=run_id(job_dir),
-                resume="allow", dir=str(job_dir), config={**flat_config(cfg_dict), "sweep": sweep},
+                resume="allow", dir=str(job_dir), config={**flatten(cfg_dict), "sweep": sweep},
                 settings=wandb.Settings(silent=True, console="off"),
             )
             self.run.define_metric("agent_steps", hidden=True)

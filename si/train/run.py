@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from si.envs.render import save_video
 from si.malloc import tune_malloc
 from si.train.a3c import A3C, worker_config
-from si.train.jobdir import (JobFolderError, JobLock, atomic_write, has_checkpoint, load_checkpoint, save_checkpoint,
-                             settle_config)
+from si.train.jobdir import (JobFolderError, JobLock, atomic_write, check_config_change, has_checkpoint, keep_config,
+                             load_checkpoint, restore_hydra_config, save_checkpoint)
 from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line, progress_log
 from si.train.trainer import Budget, DivergenceError, Trainer
 
@@ -105,15 +105,16 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
         return _run_locked(cfg, job_dir, group)
 
 
-def _start_state(cfg: DictConfig, job_dir: Path) -> DictConfig:
-    """Restart a job killed before its first checkpoint from scratch; settle its config."""
+def _restart_if_unstarted(job_dir: Path) -> bool:
+    """Clear a job killed before its first checkpoint (it restarts from scratch); whether the job
+    starts fresh (no checkpoint)."""
     fresh = not has_checkpoint(job_dir)
     if fresh and (job_dir / "metrics.csv").exists():
         print_progress(f"{job_dir}: metrics.csv but no checkpoint (killed before its first checkpoint): "
                        f"restarting from scratch")
         (job_dir / "metrics.csv").unlink()
         (job_dir / "summary.json").unlink(missing_ok=True)
-    return settle_config(cfg, job_dir, fresh)
+    return fresh
 
 
 class _Job:
@@ -205,12 +206,15 @@ def planned_steps(cfg: DictConfig) -> int:
 
 
 def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, Any]:
-    cfg = _start_state(cfg, job_dir)
-    summary_path = job_dir / "summary.json"
+    fresh = _restart_if_unstarted(job_dir)
+    changes = {} if fresh else check_config_change(cfg, job_dir)
     done = read_summary(job_dir)
     if done.get("status") == "complete" and done.get("agent_steps", 0) >= planned_steps(cfg):
+        restore_hydra_config(job_dir)  # a finished job keeps the config it was trained with
         print_progress(f"{job_dir}: already complete, nothing to do")
         return done
+    if fresh:
+        keep_config(cfg, job_dir, {})
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.tune_malloc:
@@ -223,11 +227,12 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
                        f"budget.lr_ref_envs {cfg.budget.lr_ref_envs}) (square-root batch rule)")
     table = MetricsTable(job_dir / "metrics.csv")
     wall0 = 0.0
-    if has_checkpoint(job_dir):
+    if not fresh:
         state = load_checkpoint(job_dir, trainer.device, warn=print_progress)
         learner.load_state_dict(state["trainer"])
         wall0 = state["wall_time_s"]
         kept = table.resume_at(learner.agent_steps, trainer.budget.steps_per_iter * trainer.budget.log_every_iters)
+        keep_config(cfg, job_dir, changes, learner.agent_steps)
         print_progress(f"{job_dir}: resumed at {learner.agent_steps:,} agent steps ({kept} metrics rows kept)")
     write_summary(job_dir, status="running", env_version=trainer.env.env_version, run_name=cfg.run_name,
                   device=str(trainer.device), wandb_group=group or cfg.run_name, **code_version(),
@@ -265,11 +270,11 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
         if wandb:
             wandb.finish(exit_code=1)
         stop.restore_and_forward()
-        return json.loads(summary_path.read_text())
+        return read_summary(job_dir)
     stop.restore()
     final = job.row if job.row is not None else table.last_row()  # resumed after the last iteration
     write_summary(job_dir, status="complete", agent_steps=learner.agent_steps, final=final,
                   wall_time_s=job.elapsed(time.perf_counter()), error=None, **extra)
     if wandb:
         wandb.finish()
-    return json.loads(summary_path.read_text())
+    return read_summary(job_dir)
