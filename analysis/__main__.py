@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.wandb_log:
         from analysis.to_wandb import publish
 
-        print(f"W&B run {publish(args.out, args.wandb_log)} (job type analysis) in {args.wandb_log}")
+        print(publish(args.out, args.wandb_log))
     return 0
 
 

@@ -1,7 +1,8 @@
 """`python -m analysis.dashboard --entity E --project P [--sweep NAME]`: a saved W&B workspace
 and report with the paper's panels, built from the runs' logged metrics (no hand work in the UI).
 
-Every panel plots metrics of the trainer's metrics rows (docs/design.md) against `agent_steps`
+Every panel plots metrics of the trainer's metrics rows (docs/design.md; under their W&B names,
+si.wandb_names) against `agent_steps`
 (env steps), with the runs grouped by `env.name`, `reward.name` and the W&B group (one setting:
 seeds aggregated into a mean line with a standard-error band). `--sweep` keeps the
 runs tagged `sweep:<NAME>` (every training run is tagged with its sweep folder). Building the
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-X_AXIS = "agent_steps"
+from si.wandb_names import STEP, wandb_key
+
+X_AXIS = STEP
 GROUP_KEYS = ("env.name", "reward.name")
 """Config keys the runs are grouped by (flat keys of the training runs' W&B config), then by the
 run's W&B group (the setting: ``<env>-<reward>-<setting id>``), so a line is one setting."""
@@ -27,7 +31,7 @@ class Panel:
     section: str
     title: str
     metrics: tuple[str, ...] = ()
-    regex: str | None = None  # a metric-name pattern instead of fixed metrics (per-agent columns)
+    per_agent: str | None = None  # the columns <per_agent><i> of every agent i instead of fixed metrics
     range_y: tuple[float | None, float | None] = (None, None)
 
 
@@ -37,7 +41,7 @@ PANELS: tuple[Panel, ...] = (
     Panel("Collective outcome", "Equality-weighted reward R·(1−G) (Eq 9)", ("equality_weighted_reward",),
           range_y=(-500.0, None)),
     Panel("Collective outcome", "Gini coefficient G (Eq 9)", ("gini",)),
-    Panel("Collective outcome", "Per-agent return", regex="^reward_agent_[0-9]+$"),
+    Panel("Collective outcome", "Per-agent return", per_agent="reward_agent_"),
     Panel("Influence", "Influence per agent-step (Eq 1-3, §6, before β)", ("influence_mean",)),
     Panel("Influence", "Influential moments (fraction of agent-steps, §5.3)", ("influential_moment_frac",)),
     Panel("Influence", "Influence weight β (curriculum)", ("beta",)),
@@ -64,13 +68,21 @@ class Spec:
         return f"Social influence: {self.sweep}" if self.sweep else "Social influence"
 
 
+def panel_metrics(panel: Panel) -> tuple[list[str], str | None]:
+    """The W&B names of a panel's metrics (si.wandb_names: section/column), and the pattern of
+    its per-agent metrics' names."""
+    regex = f"^{re.escape(wandb_key(panel.per_agent))}[0-9]+$" if panel.per_agent else None
+    return [wandb_key(m) for m in panel.metrics], regex
+
+
 def build(spec: Spec):
     """The `wandb_workspaces` Workspace and Report of ``spec`` (objects only: nothing is sent)."""
     import wandb_workspaces.reports.v2 as wr
     import wandb_workspaces.workspaces as ws
 
     def line(panel: Panel) -> wr.LinePlot:
-        return wr.LinePlot(title=panel.title, x=X_AXIS, y=list(panel.metrics), metric_regex=panel.regex,
+        metrics, regex = panel_metrics(panel)
+        return wr.LinePlot(title=panel.title, x=X_AXIS, y=metrics, metric_regex=regex,
                            range_y=panel.range_y, groupby_aggfunc="mean", groupby_rangefunc="stderr",
                            smoothing_factor=0.0, legend_fields=["reward.name"])
 

@@ -23,6 +23,7 @@ import yaml
 
 from si.jobfiles import changed_training, describe, metrics_problems, split_metrics
 from si.setting import flatten, get, setting_id, setting_params
+from si.wandb_names import column
 
 
 @dataclass
@@ -245,7 +246,7 @@ def load_wandb(project: str) -> list[Run]:
     for wb in wandb.Api().runs(project):
         config = unflatten({k: v for k, v in wb.config.items() if not k.startswith("_")})
         metrics = pd.DataFrame(list(wb.scan_history()))
-        metrics = metrics.drop(columns=[c for c in metrics if c.startswith("_")])
+        metrics = metrics.drop(columns=[c for c in metrics if c.startswith("_")]).rename(columns=column)
         metrics = metrics.apply(pd.to_numeric, errors="coerce")
         if "agent_steps" in metrics:
             metrics = metrics.dropna(subset=["agent_steps"]).sort_values("agent_steps")

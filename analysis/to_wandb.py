@@ -18,14 +18,16 @@ def markdown_grid(text: str) -> tuple[list[str], list[list[str]]]:
 
 
 def publish(out: Path, project: str, mode: str | None = None) -> str:
-    """Log ``out``'s tables and figures as one W&B run; return its id. ``project`` is
-    ``ENTITY/PROJECT`` or ``PROJECT``; ``mode`` defaults to ``WANDB_MODE``, else offline."""
+    """Log ``out``'s tables and figures as one W&B run; return one line saying where it went
+    (online: the project and the run's page; offline: the run's folder and the ``wandb sync``
+    command that uploads it). ``project`` is ``ENTITY/PROJECT`` or ``PROJECT``; ``mode``
+    defaults to ``WANDB_MODE``, else offline."""
     import wandb  # optional at analysis time: only this command needs it
 
     entity, _, name = project.rpartition("/")
+    mode = mode or os.environ.get("WANDB_MODE", "offline")
     run = wandb.init(project=name, entity=entity or None, job_type="analysis", name=f"analysis-{out.resolve().name}",
-                     dir=str(out), mode=mode or os.environ.get("WANDB_MODE", "offline"),
-                     settings=wandb.Settings(silent=True, console="off"))
+                     dir=str(out), mode=mode, settings=wandb.Settings(silent=True, console="off"))
     try:
         row: dict[str, object] = {}
         for md in sorted((out / "tables").glob("*.md")):
@@ -36,6 +38,10 @@ def publish(out: Path, project: str, mode: str | None = None) -> str:
         run.log(row)
         if (out / "report.md").exists():
             run.summary["report"] = (out / "report.md").read_text()
-        return run.id
+        if mode == "offline":
+            folder = Path(run.dir).parent  # <out>/wandb/offline-run-<time>-<id>
+            return (f"W&B run {run.id} (job type analysis) written offline to {folder}, not uploaded; "
+                    f"upload it to {project} with: wandb sync {folder}")
+        return f"W&B run {run.id} (job type analysis) in {project}: {run.url}"
     finally:
         run.finish()

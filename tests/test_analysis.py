@@ -447,11 +447,11 @@ def test_cli_without_runs_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_analysis_never_imports_training_code() -> None:
-    """Only `si.jobfiles` and `si.setting` (the job-folder rules and the setting id it shares with
-    the trainer and the launcher, standard library only)."""
+    """Only `si.jobfiles`, `si.setting` and `si.wandb_names` (the job-folder rules, the setting id
+    and the W&B metric names it shares with the trainer and the launcher, standard library only)."""
     code = ("import sys, analysis.__main__, analysis.figures, analysis.report; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('si', 'torch') "
-            "and m not in ('si', 'si.jobfiles', 'si.setting')]; "
+            "and m not in ('si', 'si.jobfiles', 'si.setting', 'si.wandb_names')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
@@ -462,7 +462,7 @@ def test_wandb_runs_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         config = {"env.name": "cleanup", "reward": {"name": "extrinsic"}, "seed": 3, "_wandb": {}}
 
         def scan_history(self) -> list[dict[str, float]]:
-            return [{"_step": i, "agent_steps": 10.0 * (i + 1), "collective_reward": 5.0} for i in range(4)]
+            return [{"_step": i, "agent_steps": 10.0 * (i + 1), "charts/collective_reward": 5.0} for i in range(4)]
 
     class FakeApi:
         def runs(self, project: str) -> list[FakeRun]:
@@ -653,7 +653,7 @@ def test_learning_speed_table_reads_marks_peak_and_wall_time_per_setting_folder(
     assert t.loc["quick", "at 1M"] == pytest.approx(180.5) and t.loc["mixed", "at 1M"] == pytest.approx((180 + 91) / 2)
 
 
-def test_wandb_log_publishes_every_table_and_figure_as_one_analysis_run(tmp_path: Path, monkeypatch) -> None:
+def test_wandb_log_publishes_every_table_and_figure_as_one_analysis_run(tmp_path: Path, monkeypatch, capsys) -> None:
     from wandb_records import history, records, run_files
 
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -664,6 +664,8 @@ def test_wandb_log_publishes_every_table_and_figure_as_one_analysis_run(tmp_path
     out = tmp_path / "out"
     assert main([str(sweep), "--out", str(out), "--bootstrap-reps", "20", "--wandb-log", "me/proj"]) == 0
     (path,) = run_files(out)
+    said = capsys.readouterr().out
+    assert f"written offline to {path.parent}, not uploaded" in said and f"wandb sync {path.parent}" in said
     run = next(r.run for r in records(path) if r.WhichOneof("record_type") == "run")
     assert run.job_type == "analysis" and run.project == "proj" and run.entity == "me"
     (logged,) = history(path)

@@ -7,8 +7,9 @@ import pytest
 from omegaconf import OmegaConf
 from test_trainer import make
 
-from analysis.dashboard import GROUP_KEYS, PANELS, Spec, build, main
+from analysis.dashboard import GROUP_KEYS, PANELS, Spec, build, main, panel_metrics
 from si.setting import flatten
+from si.wandb_names import column, wandb_key
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +29,25 @@ def test_every_panel_plots_logged_metrics_and_groups_by_logged_config_keys(logge
     for panel in PANELS:
         for metric in panel.metrics:
             assert metric in columns, (panel.title, metric)
-        if panel.regex:
-            assert any(re.match(panel.regex, c) for c in columns), panel.title
-        assert panel.metrics or panel.regex, panel.title
+        metrics, regex = panel_metrics(panel)
+        if panel.per_agent:
+            assert any(re.fullmatch(f"{panel.per_agent}[0-9]+", c) for c in columns), panel.title
+            assert all(re.match(regex, wandb_key(c)) for c in columns if c.startswith(panel.per_agent)), regex
+        assert metrics == [wandb_key(m) for m in panel.metrics] and (metrics or regex), panel.title
     for key in GROUP_KEYS:
         assert key in config, key
     assert "agent_steps" in columns
+
+
+def test_every_logged_column_has_a_sectioned_wandb_name_that_maps_back(logged) -> None:
+    columns, _ = logged
+    for c in columns:
+        key = wandb_key(c)
+        assert column(key) == c and (c == "agent_steps" or "/" in key), (c, key)
+    assert wandb_key("collective_reward") == "charts/collective_reward"
+    assert wandb_key("loss_value") == "losses/loss_value" and wandb_key("env_steps_per_s") == "perf/env_steps_per_s"
+    assert wandb_key("influence_0_1") == "influence/influence_0_1" and wandb_key("reward_agent_0") == "agent/reward_agent_0"
+    assert column("collective_reward") == "collective_reward"  # runs logged before the sections existed
 
 
 def test_workspace_and_report_are_built_without_a_server() -> None:

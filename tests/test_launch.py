@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from si.train.logging import run_id
-from wandb_records import history, run_files
+from wandb_records import history, records, run_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small but real: the full Harvest map, 100-step episodes, 4 envs, 2,000 agent steps.
@@ -61,10 +61,13 @@ def test_single_run_writes_job_folder_contract_and_wandb_offline(tmp_path):
     assert offline and any(offline[0].glob("*.wandb")), "W&B offline run files must be written"
     assert offline[0].name.endswith(run_id(job)), "the W&B id is derived from the job so requeues resume it"
     rows = history(run_files(job)[0])
-    videos = [r["_step"] for r in rows if "video" in r]
+    run = next(r.run for r in records(run_files(job)[0]) if r.WhichOneof("record_type") == "run")
+    assert f"commit:{summary['commit'][:12]}" in run.tags, "the W&B run names the code it ran"
+    videos = [r["_step"] for r in rows if "media/video" in r]
     assert videos == [1200, 2000], "a video recorded after rows 2 and 4 is logged with the next row"
-    assert all(r["video"]["_type"] == "video-file" for r in rows if "video" in r)
-    assert len(list(offline[0].glob("files/media/videos/*.gif"))) == 2
+    assert all(r["media/video"]["_type"] == "video-file" for r in rows if "media/video" in r)
+    assert {"charts/collective_reward", "losses/loss_value", "perf/env_steps_per_s"} <= set(rows[-1]), "W&B sections"
+    assert len(list(offline[0].rglob("files/media/videos/**/*.gif"))) == 2
     assert sorted(p.name for p in (job / "videos").glob("*.gif")) == ["steps_1200.gif", "steps_2000.gif"]
     from analysis.runs import load_run
 
@@ -175,7 +178,7 @@ def test_wandb_history_after_sigkill_holds_every_metrics_row(tmp_path):
     df = metrics(job)
     assert sorted(rows) == list(df["agent_steps"]), "the newest offline run file holds the whole history"
     for _, row in df.iterrows():
-        assert rows[int(row["agent_steps"])]["collective_reward"] == pytest.approx(row["collective_reward"])
+        assert rows[int(row["agent_steps"])]["charts/collective_reward"] == pytest.approx(row["collective_reward"])
 
 
 def test_console_commands_run_from_any_folder_and_training_never_imports_analysis(tmp_path):

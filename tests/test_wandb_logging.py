@@ -8,6 +8,7 @@ import pytest
 from wandb_records import records, run_files, summary
 
 from si.train.logging import SUMMARIES, MetricsTable, WandbLogger
+from si.wandb_names import wandb_key
 
 CONFIG = {"env": {"name": "harvest", "map": "default"}, "reward": {"name": "influence", "beta": 0.224}, "seed": 3}
 
@@ -42,11 +43,11 @@ def test_metrics_use_env_steps_as_x_axis_and_summaries_keep_final_and_best(run_f
     by_name = {m.name or m.glob_name: m for m in metrics}
     assert by_name["*"].step_metric == "agent_steps"
     for name, ops in SUMMARIES.items():
-        m = by_name[name]
+        m = by_name[wandb_key(name)]
         assert m.step_metric == "agent_steps"
         for op in ops.split(","):
             assert getattr(m.summary, op), (name, op)
-    assert summary(run_file)["collective_reward"] == {"last": 80, "max": 120}
+    assert summary(run_file)["charts/collective_reward"] == {"last": 80, "max": 120}
 
 
 def test_catch_up_logs_only_rows_wandb_lacks(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from si.jobfiles import IMPLAUSIBLE, MetricsLines, describe, metrics_problems, split_metrics
 from si.setting import flatten
+from si.wandb_names import STEP, wandb_key
 from si.train.jobdir import JobFolderError
 
 
@@ -110,7 +111,10 @@ def run_id(job_dir: Path) -> str:
 
 
 class WandbLogger:
-    """Thin W&B wrapper that never kills training: any failure warns once and disables it."""
+    """Thin W&B wrapper that never kills training: any failure warns once and disables it.
+
+    Each ``metrics.csv`` row is logged at its ``agent_steps`` under sectioned names
+    (si.wandb_names: ``charts/collective_reward``, ``losses/loss_value``, …)."""
 
     def __init__(self, job_dir: Path, cfg_dict: dict[str, Any], name: str, group: str, project: str,
                  entity: str | None, tags: list[str], mode: str):
@@ -125,10 +129,10 @@ class WandbLogger:
                 resume="allow", dir=str(job_dir), config={**flatten(cfg_dict), "sweep": sweep},
                 settings=wandb.Settings(silent=True, console="off"),
             )
-            self.run.define_metric("agent_steps", hidden=True)
-            self.run.define_metric("*", step_metric="agent_steps")  # x-axis: env steps (docs/design.md, Units)
+            self.run.define_metric(STEP, hidden=True)
+            self.run.define_metric("*", step_metric=STEP)  # x-axis: env steps (docs/design.md, Units)
             for metric, ops in SUMMARIES.items():
-                self.run.define_metric(metric, step_metric="agent_steps", summary=ops)
+                self.run.define_metric(wandb_key(metric), step_metric=STEP, summary=ops)
         except Exception as exc:  # noqa: BLE001 — logging must never stop training
             self._fail(exc)
 
@@ -140,7 +144,7 @@ class WandbLogger:
         if self.run is None:
             return
         try:
-            clean = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
+            clean = {wandb_key(k): v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
             self.run.log(clean, step=int(row["agent_steps"]))
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
@@ -152,7 +156,7 @@ class WandbLogger:
         try:
             import wandb
 
-            self.run.log({"video": wandb.Video(str(gif), format="gif")}, step=agent_steps)
+            self.run.log({wandb_key("video"): wandb.Video(str(gif), format="gif")}, step=agent_steps)
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 

@@ -45,6 +45,14 @@ def code_version() -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+def commit_tags(version: dict[str, Any]) -> list[str]:
+    """W&B tags naming the code a run ran: ``commit:<12 hex digits>``, and ``dirty`` when the
+    tree had uncommitted changes; none outside a git checkout."""
+    if not version.get("commit"):
+        return []
+    return [f"commit:{version['commit'][:12]}", *(["dirty"] if version.get("dirty") else [])]
+
+
 def read_summary(job_dir: Path) -> dict[str, Any]:
     """``summary.json`` (empty when there is none); JobFolderError naming the file when it is not
     valid JSON."""
@@ -234,14 +242,15 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
         kept = table.resume_at(learner.agent_steps, trainer.budget.steps_per_iter * trainer.budget.log_every_iters)
         keep_config(cfg, job_dir, changes, learner.agent_steps)
         print_progress(f"{job_dir}: resumed at {learner.agent_steps:,} agent steps ({kept} metrics rows kept)")
+    version = code_version()
     write_summary(job_dir, status="running", env_version=trainer.env.env_version, run_name=cfg.run_name,
-                  device=str(trainer.device), wandb_group=group or cfg.run_name, **code_version(),
+                  device=str(trainer.device), wandb_group=group or cfg.run_name, **version,
                   **({"workers": learner.workers} if a3c else {}))
     lc = cfg.logger
     wandb = None
     if lc.backend == "wandb":
         wandb = WandbLogger(job_dir, OmegaConf.to_container(cfg, resolve=True), cfg.run_name, group or cfg.run_name,
-                            lc.project, lc.entity, list(lc.tags), lc.mode)
+                            lc.project, lc.entity, [*lc.tags, *commit_tags(version)], lc.mode)
         wandb.catch_up(table)
     job = _Job(cfg, job_dir, table, wandb, trainer.budget.agent_steps, wall0)
     stop = _StopRequest()
