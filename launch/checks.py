@@ -38,7 +38,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from launch.sweep import sweep_jobs, task_overrides, user_overrides
 from si.config import ConfigError, nearest, no_effect, unknown_key, validate
-from si.train.jobdir import JobFolderError, JobLock, check_config_change, has_checkpoint
+from si.train.jobdir import JobFolderError, JobLock, check_config_change, check_writable, has_checkpoint
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -108,7 +108,8 @@ def check_device(cfg: DictConfig) -> None:
 def check_job_folder(cfg: DictConfig, job_dir: Path) -> None:
     """Refuse, as the job itself would (:func:`si.train.jobdir.check_config_change`,
     :class:`JobLock`), a folder that was started with another config or that another process
-    trains in."""
+    trains in, and one that cannot be written (a read-only or unwritable folder)."""
+    check_writable(job_dir)
     if has_checkpoint(job_dir):
         check_config_change(cfg, job_dir)
     if (job_dir / ".lock").exists():

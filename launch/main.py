@@ -86,7 +86,10 @@ def main(cfg: DictConfig) -> None:
         summary = run(cfg, job_dir, group=setting_group(cfg))
     except (JobFolderError, DivergenceError) as exc:
         if isinstance(exc, JobFolderError):
-            restore_hydra_config(job_dir)
+            try:
+                restore_hydra_config(job_dir)
+            except OSError:  # the storage that refused the job may refuse this too
+                pass
         raise SystemExit(f"{type(exc).__name__}: {exc}") from None
     if not multirun:
         print(f"Job folder: {job_dir} ({summary['status']}, {summary['agent_steps']:,} agent steps)",

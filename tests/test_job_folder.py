@@ -2,6 +2,7 @@
 one is committed, corrupt checkpoints, metrics and summaries, torn rows, divergence, two writers,
 checks before launch (docs/design.md)."""
 
+import errno
 import hashlib
 import json
 import os
@@ -16,10 +17,12 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+import si.train.jobdir as jobdir
 import si.train.run as run_module
 from analysis.runs import load_run
 from si.config import ConfigError, register_configs, validate
 from si.train.jobdir import JobFolderError, JobLock
+from si.train.logging import MetricsTable
 from si.train.run import run
 from si.train.trainer import Accumulator, DivergenceError
 from rename_kill import checkpoint_renames
@@ -245,6 +248,58 @@ def test_a_torn_row_after_the_last_checkpoint_is_dropped_on_resume(tmp_path):
     (job / "summary.json").write_text(json.dumps({"status": "failed"}))
     assert run(cfg(), job)["status"] == "complete"
     assert steps(job) == [200, 400, 600, 800, 1000] and (job / "metrics.csv").read_text().endswith("\n")
+
+
+def _full_disk(path: object) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+@pytest.mark.parametrize("where", ["metrics row", "checkpoint"])
+def test_a_full_disk_ends_in_one_line_and_the_job_resumes_once_space_is_freed(tmp_path, monkeypatch, where):
+    """The disk fills up during the third metrics append (half a row written) or the second
+    checkpoint write (half a file written): one line, no temporary file left, and the rerun
+    reproduces an uninterrupted run."""
+    reference, job = tmp_path / "reference", tmp_path / "job"
+    run(cfg(), reference)
+    calls = [0]
+    if where == "metrics row":
+        real_append = MetricsTable.append
+
+        def append(self, row):
+            calls[0] += 1
+            if calls[0] == 3:
+                with self.path.open("a") as f:
+                    f.write("600,3,-1")
+                raise _full_disk(self.path)
+            real_append(self, row)
+        monkeypatch.setattr(MetricsTable, "append", append)
+    else:
+        real_save = jobdir.torch.save
+
+        def save(obj, f):
+            calls[0] += 1
+            if calls[0] == 2:
+                f.write(b"half a checkpoint")
+                raise _full_disk(f.name)
+            real_save(obj, f)
+        monkeypatch.setattr(jobdir.torch, "save", save)
+    with pytest.raises(JobFolderError) as refused:
+        run(cfg(), job)
+    line = str(refused.value)
+    assert "\n" not in line and "(the disk is full); free space" in line and "resumes from its last checkpoint" in line
+    assert not list(job.rglob("*.tmp"))
+    monkeypatch.undo()
+    assert run(cfg(), job)["status"] == "complete"
+    pd.testing.assert_frame_equal(untimed(job), untimed(reference))
+
+
+def test_an_unwritable_job_folder_is_refused_before_launch_in_one_line(tmp_path):
+    from launch.checks import check_job_folder
+
+    (tmp_path / "runs").write_text("a file where a folder should be")
+    with pytest.raises(JobFolderError, match=r"runs/job: cannot write .*a path component is a file, not a folder"):
+        check_job_folder(cfg(), tmp_path / "runs" / "job")
+    check_job_folder(cfg(), tmp_path / "new" / "job")  # not there yet, but its parent is writable
 
 
 def test_a_corrupt_summary_stops_the_resume_naming_the_file(tmp_path):

@@ -19,11 +19,13 @@ checkpoints with a fallback (docs/design.md, "Job-folder guarantees").
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,38 @@ DIGEST_KEY = "sha256"
 
 class JobFolderError(RuntimeError):
     """The job folder cannot be used as it is; the message names the file and what to do."""
+
+
+#: What a write error means for the job folder, by errno.
+STORAGE_ERRORS: dict[int, str] = {
+    errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted", errno.ENOTDIR: "a path component is a file, not a folder",
+}
+
+
+def storage_error(exc: OSError, job_dir: Path) -> JobFolderError | None:
+    """A one-line JobFolderError for a write that failed because of the storage (full disk,
+    read-only or unwritable folder); None for any other OSError."""
+    what = STORAGE_ERRORS.get(exc.errno or 0)
+    if what is None:
+        return None
+    where = f" {exc.filename}" if exc.filename else ""
+    return JobFolderError(f"{job_dir}: cannot write{where} ({what}); free space or make the folder writable, then "
+                          f"rerun the same command: the job resumes from its last checkpoint")
+
+
+def check_writable(job_dir: Path) -> None:
+    """JobFolderError (one line) unless a file can be created in ``job_dir`` or, before it
+    exists, in its nearest existing parent (launch.checks runs this before Hydra writes there)."""
+    folder = job_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise storage_error(exc, job_dir) or JobFolderError(f"{job_dir}: cannot write in {folder} ({exc})") from None
 
 
 class JobLock:
@@ -121,11 +155,15 @@ def restore_hydra_config(job_dir: Path) -> None:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``path`` through a temporary file and a rename: a kill leaves the old or the new file."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+        raise
 
 
 def _sha256(path: Path) -> str:
@@ -176,10 +214,14 @@ def save_checkpoint(state: dict[str, Any], job_dir: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / "last.pt.tmp"
     body = {k: v for k, v in state.items() if k != DIGEST_KEY}
-    with tmp.open("wb") as f:
-        torch.save({**body, DIGEST_KEY: state_digest(body)}, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with tmp.open("wb") as f:
+            torch.save({**body, DIGEST_KEY: state_digest(body)}, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written checkpoint behind
+        raise
     if (d / "last.pt").exists():
         (d / "last.pt").replace(d / "prev.pt")
     tmp.replace(d / "last.pt")

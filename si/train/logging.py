@@ -226,4 +226,7 @@ def print_progress(line: str) -> None:
     """A progress line to stderr, and to the job's ``progress.log`` inside :func:`progress_log`."""
     print(line, file=sys.stderr, flush=True)
     if _progress_log is not None:
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", file=_progress_log, flush=True)
+        try:
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", file=_progress_log, flush=True)
+        except OSError:  # a full disk: the console still has the line, and training says why it stops
+            pass

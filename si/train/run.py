@@ -28,7 +28,7 @@ from si.envs.render import save_video
 from si.malloc import tune_malloc
 from si.train.a3c import A3C, worker_config
 from si.train.jobdir import (JobFolderError, JobLock, atomic_write, check_config_change, has_checkpoint, keep_config,
-                             load_checkpoint, restore_hydra_config, save_checkpoint)
+                             load_checkpoint, restore_hydra_config, save_checkpoint, storage_error)
 from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line, progress_log
 from si.train.trainer import Budget, DivergenceError, Trainer
 
@@ -43,6 +43,15 @@ def code_version() -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}
+
+
+def _record_end(job_dir: Path, **fields: Any) -> None:
+    """Write how a failed run ended into ``summary.json`` if the storage still allows it (after a
+    full disk it may not: the error being raised says so)."""
+    try:
+        write_summary(job_dir, **fields)
+    except OSError:
+        pass
 
 
 def commit_tags(version: dict[str, Any]) -> list[str]:
@@ -107,10 +116,17 @@ def run(cfg: DictConfig, job_dir: Path | str, group: str | None = None) -> dict[
     """Train (or resume) the job described by ``cfg`` in ``job_dir``; return the summary dict.
 
     Holds the job folder's lock for the whole run (a second process stops with JobFolderError)
-    and appends its progress lines to ``progress.log`` there."""
+    and appends its progress lines to ``progress.log`` there. A write that fails because the disk
+    is full or the folder is not writable ends the run with a one-line JobFolderError; the folder
+    keeps its last checkpoint and the job resumes from it once the storage is fixed."""
     job_dir = Path(job_dir)
-    with JobLock(job_dir), progress_log(job_dir / "progress.log"):
-        return _run_locked(cfg, job_dir, group)
+    try:
+        with JobLock(job_dir), progress_log(job_dir / "progress.log"):
+            return _run_locked(cfg, job_dir, group)
+    except OSError as exc:  # a full disk or a read-only folder: one line, and the job stays resumable
+        if (error := storage_error(exc, job_dir)) is None:
+            raise
+        raise error from None
 
 
 def _restart_if_unstarted(job_dir: Path) -> bool:
@@ -261,13 +277,13 @@ def _run_locked(cfg: DictConfig, job_dir: Path, group: str | None) -> dict[str, 
             _train_sync(learner, job, stop)
     except BaseException as exc:
         if isinstance(exc, DivergenceError):
-            write_summary(job_dir, status="diverged", agent_steps=learner.agent_steps, error=str(exc))
+            _record_end(job_dir, status="diverged", agent_steps=learner.agent_steps, error=str(exc))
             kept = (f"the last good checkpoint is kept in {job_dir / 'checkpoints'}" if has_checkpoint(job_dir)
                     else "no checkpoint had been written")
             print_progress(f"{job_dir}: diverged at {learner.agent_steps:,} agent steps ({exc}); {kept}")
         else:
-            write_summary(job_dir, status="failed", agent_steps=learner.agent_steps,
-                          error=f"{type(exc).__name__}: {exc}")
+            _record_end(job_dir, status="failed", agent_steps=learner.agent_steps,
+                        error=f"{type(exc).__name__}: {exc}")
         if wandb:
             wandb.finish(exit_code=1)
         stop.restore()
