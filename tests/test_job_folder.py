@@ -239,6 +239,23 @@ def test_values_analysis_rejects_stop_the_resume_and_the_file_is_kept(tmp_path, 
     assert any(problem in p for p in load_run(job).problems), "analysis rejects it for the same reason"
 
 
+def test_a_row_shifted_by_one_column_stops_the_resume_and_analysis_rejects_it(tmp_path):
+    """Same cell count, every value one column to the left: agent_steps then holds the episode
+    count, which does not increase."""
+    job = tmp_path / "job"
+    run(cfg("budget.agent_steps=800"), job)
+    lines = (job / "metrics.csv").read_bytes().split(b"\r\n")
+    cells = lines[2].split(b",")
+    lines[2] = b",".join([*cells[1:], b""])  # line 3, agent_steps 400
+    damaged = b"\r\n".join(lines)
+    (job / "metrics.csv").write_bytes(damaged)
+    (job / "summary.json").write_text(json.dumps({"status": "running"}))
+    with pytest.raises(JobFolderError, match=r"metrics.csv: line 3: agent_steps \S+ does not increase \(previous 200\)"):
+        run(cfg(), job)
+    assert (job / "metrics.csv").read_bytes() == damaged
+    assert any("line 3: agent_steps" in p and "does not increase" in p for p in load_run(job).problems)
+
+
 def test_a_torn_row_after_the_last_checkpoint_is_dropped_on_resume(tmp_path):
     job = tmp_path / "job"
     run(cfg("budget.agent_steps=800"), job)
