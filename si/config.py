@@ -12,6 +12,7 @@ variants read (:func:`no_effect`).
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,19 +22,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from si.envs.maps import max_agents
+from si.rewards.variants import REWARDS, RewardVariant
 
 ENV_NAMES = ("harvest", "cleanup", "box_trapped")
-REWARD_NAMES = (
-    "extrinsic",
-    "visible",
-    "influence",
-    "comm",
-    "comm_influence",
-    "moa",
-    "moa_influence",
-    "collective",
-    "inequity_aversion",
-)
+REWARD_NAMES = tuple(REWARDS)
+"""The built-in reward variants (si.rewards.variants); ``reward.module`` registers more."""
 INFLUENCE_SOURCES = ("none", "action", "symbol", "moa")
 INFLUENCING = INFLUENCE_SOURCES[1:]
 DIVERGENCES = ("kl", "jsd", "pmi")
@@ -53,6 +46,7 @@ class ConfigError(ValueError):
 class EnvConfig:
     name: str = MISSING
     map: str = MISSING
+    map_file: str | None = None
     num_agents: int = 5
     horizon: int = 1000
     compile: bool = False
@@ -89,6 +83,10 @@ class RewardConfig:
     ia_alpha: float = 0.0
     ia_beta: float = 0.0
     ia_lambda: float = 0.95
+    # A module to import before the run that registers reward.name (si.rewards.variants).
+    module: str | None = None
+    # The parameters of a registered variant that declares its own (RewardVariant.params).
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,8 +165,6 @@ _EFFECT_GROUPS: tuple[tuple[str, tuple[Any, ...], tuple[str, ...]], ...] = (
                                        "reward.clip")),
     ("reward.influence", ("action",), ("reward.num_influencers", "reward.influencee_reward")),
     ("reward.influence", ("moa",), ("reward.only_visible",)),
-    ("reward.name", ("collective",), ("reward.eta",)),
-    ("reward.name", ("inequity_aversion",), ("reward.ia_alpha", "reward.ia_beta", "reward.ia_lambda")),
     ("model.comm", (True,), ("model.vocab", "model.comm_embedding", "optim.comm_entropy", "optim.comm_loss_weight")),
     ("model.moa", (True,), ("optim.moa_loss_weight", "optim.moa_only_when_visible")),
     ("optim.algo", ("a3c",), ("optim.workers", "optim.envs_per_worker")),
@@ -180,10 +176,22 @@ _EFFECT_GROUPS: tuple[tuple[str, tuple[Any, ...], tuple[str, ...]], ...] = (
     ("logger.backend", ("wandb",), tuple(f"logger.{k}" for k in ("mode", "project", "entity", "tags", "video_every",
                                                                   "video_steps"))),
 )
-"""(key it depends on, the values with which they have an effect, the keys) of :data:`EFFECTIVE_WHEN`."""
-EFFECTIVE_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
-    key: {depends_on: values} for depends_on, values, keys in _EFFECT_GROUPS for key in keys
-}
+"""(key it depends on, the values with which they have an effect, the keys) of :data:`EFFECTIVE_WHEN`;
+the ``reward.*`` keys that only some reward variants read come from the registry
+(``RewardVariant.keys``)."""
+
+
+def effective_when() -> dict[str, dict[str, tuple[Any, ...]]]:
+    """:data:`EFFECTIVE_WHEN` with every reward variant registered now."""
+    table = {key: {depends_on: values} for depends_on, values, keys in _EFFECT_GROUPS for key in keys}
+    for name, variant in REWARDS.items():
+        for key in variant.keys:
+            readers = table.setdefault(key, {}).get("reward.name", ())
+            table[key]["reward.name"] = (*readers, name)
+    return table
+
+
+EFFECTIVE_WHEN: dict[str, dict[str, tuple[Any, ...]]] = effective_when()
 
 
 def _show(value: Any) -> str:
@@ -192,7 +200,7 @@ def _show(value: Any) -> str:
 
 def no_effect(cfg: DictConfig, key: str) -> str | None:
     """Why ``key`` has no effect on a run of ``cfg`` (from :data:`EFFECTIVE_WHEN`), or None."""
-    for other, values in EFFECTIVE_WHEN.get(key, {}).items():
+    for other, values in effective_when().get(key, {}).items():
         actual = OmegaConf.select(cfg, other)
         if actual not in values:
             return f"it is used only when {other} is {' or '.join(map(_show, values))} (here {_show(actual)})"
@@ -222,10 +230,12 @@ def _dotted(tree: dict[str, Any], prefix: str = "") -> list[str]:
 
 def _first_unknown(key: str) -> tuple[int, list[str]] | None:
     """Index of the first part of the dotted ``key`` the schema lacks and the valid names there;
-    None when the schema defines the key (or it points inside a list value)."""
+    None when the schema defines the key (or it points inside a list value or inside
+    ``reward.params``, whose keys :func:`validate` checks against the reward variant)."""
     node: Any = _schema()
-    for i, part in enumerate(key.split(".")):
-        if not isinstance(node, dict):
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict) or parts[:i] == ["reward", "params"]:
             return None
         if part not in node:
             return i, list(node)
@@ -274,11 +284,28 @@ def _check(cond: bool, key: str, value: Any, rule: str) -> None:
         raise ConfigError(f"{key}={value!r} is invalid: must be {rule}")
 
 
+def reward_variant(rc: DictConfig) -> RewardVariant:
+    """The registered variant of ``rc`` (the ``reward`` config), after importing ``rc.module``
+    when set; ConfigError naming the nearest registered name otherwise."""
+    if rc.get("module"):
+        try:
+            importlib.import_module(rc.module)
+        except ImportError as exc:
+            raise ConfigError(f"reward.module={rc.module!r} cannot be imported ({exc})") from None
+    if rc.name not in REWARDS:
+        guess = difflib.get_close_matches(str(rc.name), list(REWARDS), n=1)
+        hint = f"; did you mean {guess[0]}?" if guess else ""
+        raise ConfigError(f"reward.name={rc.name!r} is not a registered reward variant{hint} (registered: "
+                          f"{', '.join(REWARDS)}; a new one registers with si.rewards.variants.register_reward, "
+                          f"imported through reward.module)")
+    return REWARDS[rc.name]
+
+
 def validate(cfg: DictConfig | Config) -> None:
     """Cross-field checks run before any job starts; raise :class:`ConfigError` on the first problem."""
     c = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
     _choice("env.name", c.env.name, ENV_NAMES)
-    _choice("reward.name", c.reward.name, REWARD_NAMES)
+    variant = reward_variant(c.reward)
     _choice("reward.influence", c.reward.influence, INFLUENCE_SOURCES)
     _choice("reward.divergence", c.reward.divergence, DIVERGENCES)
     _choice("optim.algo", c.optim.algo, ALGOS)
@@ -300,10 +327,11 @@ def validate(cfg: DictConfig | Config) -> None:
     n = c.env.num_agents
     _check(n >= 1, "env.num_agents", n, ">= 1")
     try:
-        most = max_agents(c.env.name, c.env.map)
+        most = max_agents(c.env.name, c.env.map, c.env.map_file)
     except ValueError as exc:
-        raise ConfigError(f"env.map={c.env.map!r} is invalid: {exc}") from None
-    _check(n <= most, "env.num_agents", n, f"<= {most}, the spawn points of map {c.env.map!r}")
+        key, value = ("env.map_file", c.env.map_file) if c.env.map_file else ("env.map", c.env.map)
+        raise ConfigError(f"{key}={value!r} is invalid: {exc}") from None
+    _check(n <= most, "env.num_agents", n, f"<= {most}, the spawn points of map {c.env.map_file or c.env.map!r}")
     _check(c.env.horizon >= 1, "env.horizon", c.env.horizon, ">= 1")
     for key in ("lr_init", "lr_end"):
         _check(c.optim[key] > 0, f"optim.{key}", c.optim[key], "> 0")
@@ -335,7 +363,13 @@ def validate(cfg: DictConfig | Config) -> None:
         raise ConfigError("reward.divergence='pmi' is not allowed with reward.influence=moa; choose one of kl, jsd")
     if src in ("action", "moa", "symbol"):
         _check(n >= 2, "env.num_agents", n, ">= 2 for an influence reward")
-    if src == "symbol" or c.reward.name in ("comm", "comm_influence"):
-        _check(c.model.comm, "model.comm", c.model.comm, "true for communication rewards")
-    if src == "moa" or c.reward.name in ("moa", "moa_influence"):
-        _check(c.model.moa, "model.moa", c.model.moa, "true for MOA rewards")
+    if src == "symbol":
+        _check(c.model.comm, "model.comm", c.model.comm, "true for reward.influence=symbol")
+    if src == "moa":
+        _check(c.model.moa, "model.moa", c.model.moa, "true for reward.influence=moa")
+    for feature in variant.needs:
+        _check(c.model[feature], f"model.{feature}", c.model[feature], f"true for reward={variant.name}")
+    extra = sorted(set(c.reward.params) - set(variant.params))
+    if extra:
+        raise ConfigError(f"reward.params.{extra[0]} is not a parameter of reward={variant.name}"
+                          + (f" (its parameters: {', '.join(variant.params)})" if variant.params else " (it has none)"))

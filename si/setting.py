@@ -22,7 +22,7 @@ SETTING_SECTIONS: tuple[str, ...] = ("model", "reward", "optim")
 #: existed group together (and keep their setting ids).
 DEFAULTED_KEYS: dict[str, Any] = {
     "optim.optimizer": "adam", "optim.rmsprop_alpha": 0.99, "optim.rmsprop_eps": 0.1, "optim.workers": 0,
-    "optim.envs_per_worker": 8, "model.cudagraphs": False,
+    "optim.envs_per_worker": 8, "model.cudagraphs": False, "reward.module": None,
 }
 
 

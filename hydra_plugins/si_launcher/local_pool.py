@@ -55,8 +55,9 @@ class LocalPoolLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Submit each job when a slot is free; return every job's result in job order. A failed
         job raises once all jobs have ended, as with the plugin; after Ctrl-C no further job starts."""
-        log.info(f"Running at most {self.parallel} of {len(job_overrides)} jobs at once "
-                 f"(hydra.launcher.array_parallelism)")
+        n = len(job_overrides)
+        log.info(f"Running all {n} jobs at once" if n <= self.parallel else
+                 f"Running at most {self.parallel} of {n} jobs at once (hydra.launcher.array_parallelism)")
         with ThreadPoolExecutor(self.parallel) as pool:
             futures = [pool.submit(self.submitit.launch, [list(overrides)], initial_job_idx + i)
                        for i, overrides in enumerate(job_overrides)]

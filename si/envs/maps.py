@@ -9,6 +9,8 @@ Cell characters: ``@`` wall, ``P`` spawn point (floor), ``A`` apple cell (apple 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 HARVEST = (
     "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
     "@ P   P      A    P AAAAA    P  A P  @",
@@ -97,10 +99,30 @@ def get_map(env_name: str, map_name: str | None) -> tuple[str, ...]:
     return maps[map_name]
 
 
-def max_agents(env_name: str, map_name: str | None) -> int:
+def read_map_file(path: str | Path) -> tuple[str, ...]:
+    """The ASCII rows of a map file (one row per line, the characters of the built-in maps;
+    trailing blank lines ignored); ValueError naming the file when it cannot be read or is not a
+    rectangle."""
+    try:
+        rows = tuple(Path(path).read_text().rstrip("\n").split("\n"))
+    except OSError as exc:
+        raise ValueError(f"cannot read map file {path}: {exc.strerror or exc}") from None
+    try:
+        check_rows(rows)
+    except ValueError as exc:
+        raise ValueError(f"map file {path}: {exc}") from None
+    return rows
+
+
+def map_rows(env_name: str, map_name: str | None, map_file: str | None = None) -> tuple[str, ...]:
+    """The rows of ``map_file`` when given, else of the named map (:func:`get_map`)."""
+    return read_map_file(map_file) if map_file else get_map(env_name, map_name)
+
+
+def max_agents(env_name: str, map_name: str | None, map_file: str | None = None) -> int:
     """How many agents the map can hold: its spawn points ``P`` (+1 in Box trapped, whose trapped
     agent starts inside the box)."""
-    spawns = sum(row.count("P") for row in get_map(env_name, map_name))
+    spawns = sum(row.count("P") for row in map_rows(env_name, map_name, map_file))
     return spawns + 1 if env_name == "box_trapped" else spawns
 
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from si import metrics as M
-from si.config import PAPER_AGENT_STEPS
+from si.config import PAPER_AGENT_STEPS, reward_variant
 from si.envs import make_env
 from si.envs.gridworld import PLACE_STATS
 from si.envs.render import frame
@@ -32,7 +32,7 @@ from si.models.actor_critic import PolicyOut, State
 from si.models.stacked import softmax
 from si.rewards.influence import curriculum_weight
 from si.rewards.intrinsic import action_influence, moa_influence, symbol_influence
-from si.rewards.social import collective_reward, inequity_aversion
+from si.rewards.variants import ShapeContext
 from si.train.a2c import actor_critic_loss, clip_grad_per_agent, gae, linear_schedule, log_prob
 from si.train.sampling import CategoricalSampler
 
@@ -149,7 +149,7 @@ class Trainer:
         rc, oc = cfg.reward, cfg.optim
         self.env = make_env(
             cfg.env.name, num_envs=cfg.budget.num_envs, num_agents=cfg.env.num_agents,
-            map_name=cfg.env.map, horizon=cfg.env.horizon, device=self.device,
+            map_name=cfg.env.map, horizon=cfg.env.horizon, device=self.device, map_file=cfg.env.get("map_file"),
         )
         if cfg.env.compile:
             self.env.compile()
@@ -170,6 +170,8 @@ class Trainer:
         self.rcfg = SimpleNamespace(**OmegaConf.to_container(rc, resolve=True))
         """``cfg.reward`` as plain attributes (read in the compiled acting step)."""
         self.gamma = float(oc.gamma)
+        self.variant = reward_variant(rc)
+        """The registered reward variant of ``reward.name`` (si.rewards.variants): its shaping."""
         self.source = rc.influence
         self.k = rc.num_influencers if self.source == "action" else 0
         influence = {"action": action_influence, "symbol": symbol_influence, "moa": moa_influence}.get(self.source)
@@ -196,13 +198,14 @@ class Trainer:
         self.carry: dict[str, Tensor] = {
             "obs": out.obs, "prev_actions": out.actions, "first": out.first, "visible": out.visible,
             "ep_return": torch.zeros(b, self.n, device=dev),
-            "ia_smoothed": torch.zeros(b, self.n, device=dev),
+            **{s: torch.zeros(b, self.n, device=dev) for s in self.variant.state},
             **{f"ep_{s}": torch.zeros(b, self.n, device=dev) for s in EPISODE_STATS},
             **{f"state_{k}": v for k, v in self.model.initial_state(b, dev).items()},
         }
         if self.model.comm:
             self.carry["prev_symbols"] = torch.zeros(b, self.n, dtype=torch.long, device=dev)
             self.carry["prev_symbol_probs"] = torch.full((b, self.n, self.cfg.model.vocab), 1.0 / self.cfg.model.vocab, device=dev)
+        self.shape_ctx = ShapeContext(self.rcfg, self.gamma, self.model.comm, self.carry)
 
     def _state(self) -> dict[str, Tensor]:
         return {k[6:]: v for k, v in self.carry.items() if k.startswith("state_")}
@@ -297,29 +300,13 @@ class Trainer:
         return rec, new_state
 
     def _shape_rewards(self, e: Tensor, influence: Tensor | None, beta: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Rewards of the env policy and of the comm policy: r = α·e + β·c (Eq 1–2) and variants."""
+        """Rewards of the env policy and of the comm policy: the influence terms clipped to
+        ±``reward.clip``, then the variant's shaping (r = α·e + β·c, Eq 1–2, and the others;
+        si.rewards.variants)."""
         rc = self.rcfg
         if influence is not None and rc.clip > 0:
             influence = influence.clamp(-rc.clip, rc.clip)
-        c = influence.sum(-1) if influence is not None else None  # c_k = Σ_j
-        if rc.name == "collective":
-            return collective_reward(e, rc.eta), None
-        if rc.name == "inequity_aversion":
-            u, self.carry["ia_smoothed"] = inequity_aversion(
-                e, self.carry["ia_smoothed"], rc.ia_alpha, rc.ia_beta, self.gamma, rc.ia_lambda
-            )
-            return u, None
-        if self.source == "symbol":
-            return e, rc.alpha * e + beta * c
-        comm_r = e if self.model.comm else None
-        if self.source == "action":
-            r = rc.alpha * e + beta * c
-            if rc.influencee_reward:
-                r = r + beta * influence.sum(-2)
-            return r, comm_r
-        if self.source == "moa":
-            return rc.alpha * e + beta * c, comm_r
-        return e, comm_r
+        return self.variant.shape(e, influence, beta, self.shape_ctx)
 
     @torch.no_grad()
     def act_and_step(self, c: dict[str, Tensor], state: dict, beta: Tensor) -> tuple[dict, dict, tuple]:
@@ -332,7 +319,8 @@ class Trainer:
         rec, state = self._act(c, state)
         state = {k: v.contiguous() for k, v in state.items()}  # one layout: the graph's inputs next step
         rec.update(obs=c["obs"], first=c["first"], visible=c["visible"])
-        c["ia_smoothed"] = c["ia_smoothed"] * (~c["first"])[:, None]
+        for s in self.variant.state:  # the shaping's carried quantities restart with each episode
+            c[s] = c[s] * (~c["first"])[:, None]
         reward, stats, obs, visible = self.env.transition(rec["actions"])
         e = reward.float()
         rec["rewards"], rec["comm_rewards"] = self._shape_rewards(e, rec.get("influence"), beta)
@@ -618,6 +606,7 @@ class Trainer:
                           "stream (the resume is not bit-exact)", stacklevel=2)
         torch.set_rng_state(sd["torch_rng"])
         self.carry = {k: v.to(self.device) for k, v in sd["carry"].items()}
+        self.shape_ctx.carry = self.carry
         self.iteration, self.episodes = sd["iteration"], sd["episodes"]
         acc = sd["acc"]  # an Accumulator in checkpoints written before they held plain data only
         self.acc = acc if isinstance(acc, Accumulator) else Accumulator(**acc)
