@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.report import Options, used  # noqa: E402
 from analysis.runs import Run, discover  # noqa: E402
 from analysis.tables import Table  # noqa: E402
 
@@ -135,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     settings: dict[str, list[Run]] = {}
     for arg in args.settings:
         label, folders = setting_folders(arg)
-        runs = [r for r in discover(folders) if r.status == "complete" or (args.include_partial and r.status == "partial")]
-        for r in (r for r in runs if r.retrained):
+        found = discover(folders)
+        for r in (r for r in found if r.retrained):
             print(f"{r.path}: left out, trained under more than one config ({'; '.join(r.retrained)})", file=sys.stderr)
-        runs = [r for r in runs if not r.retrained]
+        runs = [r for r in found if used(r, Options(include_partial=args.include_partial))]
         if runs:
             settings[label] = runs
         else:

@@ -36,6 +36,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from launch.checks import sweep_job_dirs
+from si.jobfiles import split_metrics
 from si.train.logging import progress_line
 
 #: Statuses of a job that ended without completing (summary.json).
@@ -45,20 +46,24 @@ TAIL_BYTES = 65536
 
 
 def last_row(path: Path) -> dict[str, float] | None:
-    """The last completely written row of a ``metrics.csv`` as numbers; None when there is none."""
+    """The last completely written row of a ``metrics.csv`` as numbers (si.jobfiles.split_metrics
+    on the header and the file's last :data:`TAIL_BYTES`); None when there is none."""
     try:
         with path.open("rb") as f:
-            header = f.readline().decode("latin-1").rstrip("\r\n").split(",")
-            size = f.seek(0, 2)
-            f.seek(max(0, size - TAIL_BYTES))
-            lines = f.read().decode("latin-1").split("\n")[:-1]  # the last part has no newline yet
+            head = f.readline()
+            start = max(f.tell(), f.seek(0, 2) - TAIL_BYTES)
+            f.seek(start)
+            tail = f.read()
     except OSError:
         return None
-    for line in reversed(lines):
-        cells = line.rstrip("\r").split(",")
-        if len(cells) == len(header) and cells != header:
+    if start > len(head):  # the tail starts inside a line: drop that part
+        tail = tail.split(b"\n", 1)[1] if b"\n" in tail else b""
+    table = split_metrics((head + tail).decode("latin-1"))
+    for i in reversed(range(len(table.lines))):
+        cells = table.cells(i)
+        if len(cells) == len(table.header):
             try:
-                return {k: float(v) if v else float("nan") for k, v in zip(header, cells)}
+                return {k: float(v) if v else float("nan") for k, v in zip(table.header, cells)}
             except ValueError:
                 return None
     return None

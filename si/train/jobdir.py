@@ -26,8 +26,9 @@ import json
 import os
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -39,6 +40,7 @@ JOB_CONFIG = "job_config.yaml"
 CHECKPOINTS = Path("checkpoints")
 #: The key under which a checkpoint file holds the SHA-256 of the rest of its content.
 DIGEST_KEY = "sha256"
+
 
 class JobFolderError(RuntimeError):
     """The job folder cannot be used as it is; the message names the file and what to do."""
@@ -152,18 +154,24 @@ def restore_hydra_config(job_dir: Path) -> None:
         atomic_write(job_dir / ".hydra" / "config.yaml", kept.read_bytes())
 
 
+def _write_synced(tmp: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Create ``tmp`` with ``write(file)`` and sync it to disk; on any failure (a full disk)
+    remove it, so no half-written file is left behind."""
+    try:
+        with tmp.open("wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``path`` through a temporary file and a rename: a kill leaves the old or the new file."""
     tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
-        raise
+    _write_synced(tmp, lambda f: f.write(data))
+    tmp.replace(path)
 
 
 def _sha256(path: Path) -> str:
@@ -214,14 +222,7 @@ def save_checkpoint(state: dict[str, Any], job_dir: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / "last.pt.tmp"
     body = {k: v for k, v in state.items() if k != DIGEST_KEY}
-    try:
-        with tmp.open("wb") as f:
-            torch.save({**body, DIGEST_KEY: state_digest(body)}, f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written checkpoint behind
-        raise
+    _write_synced(tmp, lambda f: torch.save({**body, DIGEST_KEY: state_digest(body)}, f))
     if (d / "last.pt").exists():
         (d / "last.pt").replace(d / "prev.pt")
     tmp.replace(d / "last.pt")
