@@ -24,7 +24,8 @@ from si.config import ConfigError, register_configs, validate
 from si.train.jobdir import JobFolderError, JobLock
 from si.train.logging import MetricsTable
 from si.train.run import run
-from si.train.trainer import Accumulator, DivergenceError
+from si.train.interval_metrics import Accumulator
+from si.train.trainer import DivergenceError
 from rename_kill import checkpoint_renames
 from test_analysis import make_fake_job, make_metrics
 

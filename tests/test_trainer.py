@@ -11,7 +11,10 @@ from omegaconf import OmegaConf
 from si.config import register_configs
 from si.envs.cleanup import CleanupEnv
 from si.envs.gridworld import PLACE_STATS, STAY
-from si.train.trainer import EPISODE_STATS, Budget, Trainer, batch_lr_scale
+from si.train.a2c import moa_loss
+from si.train.budget import Budget, batch_lr_scale
+from si.train.interval_metrics import EPISODE_STATS
+from si.train.trainer import Trainer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 register_configs()
@@ -71,70 +74,21 @@ def test_environment_policy_gets_no_gradient_from_the_communication_influence():
     assert not torch.allclose(base["comm_policy.weight"], other["comm_policy.weight"])
 
 
-@pytest.mark.parametrize("only_visible", [True, False])
-def test_moa_loss_masks_agents_out_of_view_when_only_when_visible(only_visible):
-    t = make("env=harvest", "reward=moa", f"optim.moa_only_when_visible={only_visible}")
+def test_moa_loss_masks_agents_out_of_view_when_only_when_visible():
+    t = make("env=harvest", "reward=moa")
     roll = t.collect()
-    out = t._unroll(roll)
-    roll_hidden = dict(roll, visible=torch.zeros_like(roll["visible"]))
-    loss_all, _ = t._moa_loss(out["moa_logits"], roll)
-    loss_hidden, _ = t._moa_loss(out["moa_logits"], roll_hidden)
+    out = t.model.unroll(roll["obs"], roll["act_in"], roll["actions"], roll["first"], roll["init_state"])
+    args = out["moa_logits"], roll["actions"], roll["dones"]
+    loss_all, _ = moa_loss(*args)
     assert loss_all > 0
-    if only_visible:
-        assert loss_hidden == 0, "nobody in view: nothing to train on"
-    else:
-        assert loss_hidden == loss_all
-
-
-def test_ppo_option_trains():
-    t = make("env=harvest", "reward=extrinsic", "optim.algo=ppo", "optim.ppo_epochs=2")
-    before = [p.clone() for p in t.model.parameters()]
-    t.train_iteration()
-    assert any(not torch.equal(a, b) for a, b in zip(before, t.model.parameters()))
-
-
-def test_entropy_weight_is_constant_by_default_and_anneals_with_entropy_end():
-    const = make("env=harvest", "reward=extrinsic", "optim.entropy=0.01")
-    anneal = make("env=harvest", "reward=extrinsic", "optim.entropy=0.01", "optim.entropy_end=0.002")
-    for t in (const, anneal):
-        t.iteration = t.budget.iterations // 2
-    assert const.entropy_coef() == 0.01
-    assert anneal.entropy_coef() == pytest.approx(0.01 + (0.002 - 0.01) * (anneal.budget.iterations // 2) / anneal.budget.iterations)
-    anneal.iteration = anneal.budget.iterations
-    assert anneal.entropy_coef() == pytest.approx(0.002)
-
-
-def test_warmup_agents_act_uniformly_and_their_policy_is_not_trained_until_warmup_ends():
-    t = make("env=box_trapped", "reward=moa_influence", "optim.warmup_agents=[0]", "optim.warmup_steps=1000")
-    roll = t.collect()
-    assert t.warming_up and torch.equal(roll["logits"][:, :, 0], torch.zeros_like(roll["logits"][:, :, 0]))
-    assert roll["logits"][:, :, 1].abs().sum() > 0
-    grads = _grads(t, roll)
-    assert grads["policy.weight"][0].abs().sum() == 0 and grads["policy.weight"][1].abs().sum() > 0
-    assert grads["value.weight"][0].abs().sum() > 0 and grads["moa_head.weight"][0].abs().sum() > 0
-    t.iteration = 1  # 1 × 8 envs × 25 steps = 200 agent steps: still warming up
-    assert t.warming_up
-    t.iteration = 5  # 1,000 agent steps: warm-up over, agent 0 uses and trains its own policy
-    assert not t.warming_up
-    roll = t.collect()
-    assert roll["logits"][:, :, 0].abs().sum() > 0 and _grads(t, roll)["policy.weight"][0].abs().sum() > 0
-
-
-def test_budget_is_derived_once_and_scales_the_curriculum():
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", overrides=["env=harvest", "reward=influence", "budget=smoke"])
-    b = Budget.from_config(cfg)
-    assert b.agent_steps == b.iterations * b.steps_per_iter >= cfg.budget.agent_steps
-    assert b.curriculum_steps == pytest.approx(140e6 * b.agent_steps / 3e8)
-
-
-@pytest.mark.parametrize("reward", ["influence", "comm_influence", "moa_influence"])
-def test_compiled_influence_equals_eager(reward: str) -> None:
-    """``model.compile`` (torch.compile of the influence counterfactuals) gives the eager values."""
-    eager, comp = make("env=harvest", f"reward={reward}"), make("env=harvest", f"reward={reward}", "model.compile=true")
-    a, b = eager.collect(), comp.collect()  # influence only enters rewards, so the actions agree
-    assert torch.equal(a["actions"], b["actions"]) and a["influence"].abs().sum() > 0
-    torch.testing.assert_close(b["influence"], a["influence"], rtol=1e-4, atol=1e-6)
+    assert moa_loss(*args, torch.ones_like(roll["visible"]))[0] == loss_all
+    assert moa_loss(*args, torch.zeros_like(roll["visible"]))[0] == 0, "nobody in view: nothing to train on"
+    # The trainer passes the visibility mask exactly when optim.moa_only_when_visible is set.
+    for only_visible in (True, False):
+        t = make("env=harvest", "reward=moa", f"optim.moa_only_when_visible={only_visible}")
+        roll = t.collect()
+        roll["visible"] = torch.zeros_like(roll["visible"])
+        assert (t.update(roll)["loss_moa"] == 0) == only_visible
 
 
 def _comm_roll(t: Trainer, syms: torch.Tensor, acts: torch.Tensor, infl: torch.Tensor) -> dict:
@@ -149,7 +103,7 @@ def test_influential_ic_uses_the_influence_row_of_the_symbol():
     acts = (torch.arange(T * 2).reshape(T, 1, 2) * 3) % t.a
     infl = torch.zeros(T, 1, 2, 2)
     infl[3, 0, 0, 1] = 1.0  # m^0_2 changed a^1_3: the only influential symbol of agent 0
-    t._rollout_metrics(_comm_roll(t, syms, acts, infl))
+    t.add_rollout_metrics(_comm_roll(t, syms, acts, infl))
     counts = t.acc.tables["ic_symbol_action_influential"][0, 1]  # pair k=0 → j=1
     assert counts.sum() == 1
     assert counts[syms[2, 0, 0], acts[3, 0, 1]] == 1
@@ -170,7 +124,7 @@ def test_ic_pools_the_interval_before_taking_the_max_over_pairs():
         acts = torch.randint(0, 4, (T, B, 2), generator=g)
         acts[1:, :, j] = syms[:-1, :, k]
         rolls.append(_comm_roll(t, syms, acts, None))
-        t._rollout_metrics({k: v for k, v in rolls[-1].items() if v is not None})
+        t.add_rollout_metrics({k: v for k, v in rolls[-1].items() if v is not None})
     row = t.log_row(1.0, 1.0, 1)
     pooled = [mutual_information(torch.cat([r["symbols"][:-1, :, k] for r in rolls]),
                                  torch.cat([r["actions"][1:, :, j] for r in rolls]), 4, 4) for k, j in ((0, 1), (1, 0))]
@@ -209,7 +163,7 @@ def test_baselines_measure_influence_without_rewarding_it(reward: str) -> None:
     assert torch.equal(roll["rewards"], roll["extrinsic"])
     if reward == "comm":
         assert torch.equal(roll["comm_rewards"], roll["extrinsic"])
-    t._rollout_metrics(roll)
+    t.add_rollout_metrics(roll)
     row = t.log_row(1.0, 1.0, 1)
     assert math.isfinite(row["influence_mean"]) and math.isfinite(row["influential_moment_frac"])
     if reward == "comm":

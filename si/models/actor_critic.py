@@ -47,6 +47,7 @@ class ActorCritic(nn.Module):
         self,
         num_agents: int,
         num_actions: int,
+        *,
         conv_channels: int = 6,
         conv_kernel: int = 3,
         fc_sizes: tuple[int, ...] | list[int] = (32, 32),
@@ -191,6 +192,38 @@ class ActorCritic(nn.Module):
         b, _, v, j, hid = h.shape
         logits = self.policy(h.transpose(1, 2).reshape(b, v, k * j, hid), t.flatten())
         return softmax(logits.view(b, v, k, j, -1).transpose(1, 2))
+
+    def unroll(self, obs: Tensor, act_in: Tensor | None, actions: Tensor, first: Tensor, init_state: State,
+               prev_symbols: Tensor | None = None) -> dict[str, Tensor]:
+        """Recompute a rollout with gradients from its initial state (truncated BPTT).
+
+        ``obs (T, B, N, 15, 15, 3)``, ``act_in (T, B, N, N)`` the actions shown to each agent,
+        ``actions (T, B, N)`` the actions taken (the MOA's input), ``first (T, B)`` episode starts,
+        ``prev_symbols (T, B, N)`` for comm models. Everything but the recurrence runs on the whole
+        rollout at once; the loop over ``t`` only adds the recurrent term and applies the LSTM
+        cell. Returns ``logits``, ``values`` (and ``comm_logits``, ``comm_values``, ``moa_logits``).
+        """
+        feat, moa_feat = self.encode(obs)
+        x = (self.input_gates(feat, prev_symbols) + self.action_term(act_in)).unbind(0)
+        mx = self.moa_input_gates(moa_feat, actions).unbind(0) if self.moa else None
+        state = init_state
+        hs, moa_hs = [], []
+        for t in range(len(x)):
+            state = self.reset_state(state, first[t])
+            h, c = self.lstm.cell(x[t] + self.lstm.recurrent(state["h"]), state["c"])
+            state = {**state, "h": h, "c": c}
+            hs.append(h)
+            if self.moa:
+                mh, mc = self.moa_lstm.cell(mx[t] + self.moa_lstm.recurrent(state["moa_h"]), state["moa_c"])
+                state = {**state, "moa_h": mh, "moa_c": mc}
+                moa_hs.append(mh)
+        pol = self.heads(torch.stack(hs))
+        out = {"logits": pol.logits, "values": pol.value}
+        if self.comm:
+            out.update(comm_logits=pol.comm_logits, comm_values=pol.comm_value)
+        if self.moa:
+            out["moa_logits"] = self.moa_logits(torch.stack(moa_hs))
+        return out
 
     # ----------------------------------------------------------------- model of other agents
     def moa_input_gates(self, moa_feat: Tensor, joint_actions: Tensor) -> Tensor:

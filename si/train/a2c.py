@@ -1,4 +1,5 @@
-"""Advantage actor-critic losses (synchronous A2C, the batched form of the paper's A3C, §3).
+"""Advantage actor-critic losses (synchronous A2C, the batched form of the paper's A3C, §3) and
+the MOA's supervised loss (§6).
 
 Everything is per agent: losses are averaged over time and environments and summed over
 agents, and gradients are clipped per agent, so agents stay independent learners.
@@ -55,14 +56,15 @@ def actor_critic_loss(
     actions: Tensor,
     advantages: Tensor,
     returns: Tensor,
+    *,
     entropy_coef: float,
     value_coef: float,
     old_logp: Tensor | None = None,
     clip: float = 0.2,
-    policy_weight: Tensor | None = None,
+    agent_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """A2C loss ``-log π(a|s)·Â + c_v·½(V−R)² − c_H·H(π)`` (PPO's clipped surrogate when
-    ``old_logp`` is given), averaged over ``(T, B)``, summed over agents.  ``policy_weight (N,)``
+    ``old_logp`` is given), averaged over ``(T, B)``, summed over agents.  ``agent_weights (N,)``
     scales each agent's policy and entropy terms (0 = its policy is not trained)."""
     logp, entropy = policy_terms(logits, actions)
     adv = advantages.detach()
@@ -73,8 +75,8 @@ def actor_critic_loss(
         pg = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
     v_loss = 0.5 * (values - returns.detach()).pow(2)
     pg_entropy = pg - entropy_coef * entropy
-    if policy_weight is not None:
-        pg_entropy = pg_entropy * policy_weight
+    if agent_weights is not None:
+        pg_entropy = pg_entropy * agent_weights
     per_agent = (pg_entropy + value_coef * v_loss).flatten(0, -2).mean(0)
     stats = {
         "loss_policy": pg.mean().item(),
@@ -82,6 +84,28 @@ def actor_critic_loss(
         "entropy": entropy.mean().item(),
     }
     return per_agent.sum(), stats
+
+
+def moa_loss(moa_logits: Tensor, actions: Tensor, dones: Tensor, visible: Tensor | None = None) -> tuple[Tensor, float]:
+    """Cross-entropy of each agent's MOA against the others' actual next actions (§6), summed over
+    agents, and the accuracy of its most likely prediction.
+
+    ``moa_logits (T, B, N_k, N_j, A)``: agent k's prediction at ``t`` (from ``s_t`` and ``a_t``)
+    of agent j's action ``a_{t+1}``; ``actions (T, B, N)``; ``dones (T, B)``. Pairs that cross an
+    episode end or the rollout end are dropped, as is ``j = k``; with ``visible (T, B, N_k, N_j)``
+    (``optim.moa_only_when_visible``, Table 3) only agents in view at ``t`` count.
+    """
+    n = actions.shape[-1]
+    pred = moa_logits[:-1]  # (T-1, B, N_k, N_j, A)
+    target = actions[1:, :, None, :].expand(-1, -1, n, -1)  # (T-1, B, N_k, N_j)
+    mask = (~dones[:-1])[:, :, None, None] & ~torch.eye(n, dtype=torch.bool, device=pred.device)
+    if visible is not None:
+        mask = mask & visible[:-1]
+    ce = -log_prob(pred, target)
+    maskf = mask.float()
+    per_agent = (ce * maskf).sum((0, 1, 3)) / maskf.sum((0, 1, 3)).clamp(min=1)
+    correct = ((pred.argmax(-1) == target).float() * maskf).sum() / maskf.sum().clamp(min=1)
+    return per_agent.sum(), correct.item()
 
 
 def clip_grad_per_agent(params: list[nn.Parameter], num_agents: int, max_norm: float) -> Tensor:

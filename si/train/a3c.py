@@ -36,7 +36,8 @@ import torch
 import torch.multiprocessing as mp
 from omegaconf import DictConfig, OmegaConf
 
-from si.train.trainer import Accumulator, DivergenceError, Trainer
+from si.train.interval_metrics import Accumulator
+from si.train.trainer import DivergenceError, Trainer
 
 
 def worker_count(cfg: DictConfig) -> int:

@@ -30,7 +30,8 @@ from si.train.a3c import A3C, worker_config
 from si.train.jobdir import (JobFolderError, JobLock, atomic_write, check_config_change, has_checkpoint, keep_config,
                              load_checkpoint, restore_hydra_config, save_checkpoint, storage_error)
 from si.train.logging import MetricsTable, WandbLogger, print_progress, progress_line, progress_log
-from si.train.trainer import Budget, DivergenceError, Trainer
+from si.train.budget import Budget
+from si.train.trainer import DivergenceError, Trainer
 
 
 def code_version() -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """The synchronous A2C trainer: rollouts over ``B`` envs × ``N`` agents, every reward variant,
 metrics, and an exact ``state_dict``.
 
-One iteration collects ``T = optim.rollout_len`` batched env steps (no gradients), shapes the
+The run's sizes are in ``si.train.budget``, the losses in ``si.train.a2c``, the model's forward
+passes in ``si.models.actor_critic``, the reward variants' shaping in ``si.rewards.variants`` and
+the metrics of a logging interval in ``si.train.interval_metrics``; this module acts, shapes,
+learns and checkpoints. One iteration collects ``T = optim.rollout_len`` batched env steps (no gradients), shapes the
 rewards of the chosen variant, recomputes the policy over the rollout with gradients from the
 rollout's initial LSTM state (truncated BPTT), and takes one optimiser step (``optim.ppo_epochs``
 clipped steps for PPO).  The LSTM state is carried across rollouts and reset where
@@ -14,7 +17,6 @@ from __future__ import annotations
 import math
 import warnings
 from types import SimpleNamespace
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,10 +24,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from si import metrics as M
-from si.config import PAPER_AGENT_STEPS, reward_variant
+from si.config import env_class, load_extensions, reward_variant
 from si.envs import make_env
-from si.envs.gridworld import PLACE_STATS
 from si.envs.render import frame
 from si.models import ActorCritic
 from si.models.actor_critic import PolicyOut, State
@@ -33,16 +33,12 @@ from si.models.stacked import softmax
 from si.rewards.influence import curriculum_weight
 from si.rewards.intrinsic import action_influence, moa_influence, symbol_influence
 from si.rewards.variants import ShapeContext
-from si.train.a2c import actor_critic_loss, clip_grad_per_agent, gae, linear_schedule, log_prob
+from si.train.a2c import actor_critic_loss, clip_grad_per_agent, gae, linear_schedule, log_prob, moa_loss
+from si.train.budget import Budget, batch_lr_scale
+from si.train.interval_metrics import (
+    EPISODE_STATS, ROLLOUT_METRICS, Accumulator, add_coordination, add_influence, interval_columns,
+)
 from si.train.sampling import CategoricalSampler
-
-EPISODE_STATS = ("fires", "hits", "cleaned", "apples", "box_opened", "released", *PLACE_STATS)
-"""Env stats summed per episode and agent (``ep_<stat>`` in the carry); stats added later go last."""
-EPISODE_FRACTIONS = ("box_opened", "released")
-"""Episode stats logged as the fraction of episodes in which they happened (the rest: mean sum)."""
-PLACE_COLUMNS = {"in_view": "in_view_frac", "in_river": "river_frac", "in_orchard": "orchard_frac"}
-"""Metrics columns of the place stats, logged as fractions of each episode's agent-steps (``in_view``:
-of its agent-steps × (N − 1) other agents), mean over episodes and agents."""
 
 
 class DivergenceError(FloatingPointError):
@@ -58,79 +54,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@dataclass
-class Budget:
-    """Sizes derived once from the config (CleanRL habit): nothing is recomputed in the loop."""
-
-    agent_steps: int
-    steps_per_iter: int
-    iterations: int
-    log_every_iters: int
-    checkpoint_every_iters: int
-    curriculum_steps: float
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig) -> "Budget":
-        per_iter = cfg.budget.num_envs * cfg.optim.rollout_len
-        iters = max(1, -(-cfg.budget.agent_steps // per_iter))
-        log_iters = max(1, cfg.budget.log_every // per_iter)
-        ckpt_iters = max(log_iters, (cfg.budget.checkpoint_every // per_iter) // log_iters * log_iters)
-        scale = iters * per_iter / PAPER_AGENT_STEPS if cfg.budget.scale_schedules else 1.0
-        return cls(iters * per_iter, per_iter, iters, log_iters, ckpt_iters, cfg.reward.curriculum * 1e6 * scale)
-
-
-@dataclass
-class Accumulator:
-    """Sums over one logging interval; emptied after every metrics row."""
-
-    sums: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    episodes: list[Tensor] = field(default_factory=list)
-    tables: dict[str, Tensor] = field(default_factory=dict)
-    """Joint count tables summed over the interval (instantaneous coordination, §5.1)."""
-
-    def add(self, key: str, value: float, count: int = 1) -> None:
-        self.sums[key] = self.sums.get(key, 0.0) + value
-        self.counts[key] = self.counts.get(key, 0) + count
-
-    def mean(self, key: str) -> float:
-        return self.sums[key] / self.counts[key] if self.counts.get(key) else float("nan")
-
-    def add_table(self, key: str, counts: Tensor) -> None:
-        self.tables[key] = self.tables[key] + counts if key in self.tables else counts
-
-    def state_dict(self) -> dict[str, Any]:
-        """The sums, counts, episodes and tables as plain dicts and lists (checkpoints hold no
-        objects of this project's classes); ``Accumulator(**d)`` restores it."""
-        return {"sums": dict(self.sums), "counts": dict(self.counts), "episodes": list(self.episodes),
-                "tables": dict(self.tables)}
-
-    def merge(self, other: Accumulator) -> None:
-        """Add another accumulator's sums, counts, episodes and tables (A3C workers' metrics)."""
-        for key, value in other.sums.items():
-            self.add(key, value, other.counts[key])
-        self.episodes.extend(other.episodes)
-        for key, counts in other.tables.items():
-            self.add_table(key, counts)
-
-
 def make_optimizer(params: list[torch.nn.Parameter], oc: DictConfig) -> torch.optim.Optimizer:
     """``optim.optimizer``: Adam (ε = ``adam_eps``; our choice for A2C) or RMSProp (A3C's shared
     RMSProp, Mnih et al. 2016: decay ``rmsprop_alpha``, ε = ``rmsprop_eps``)."""
     if oc.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=oc.lr_init, alpha=oc.rmsprop_alpha, eps=oc.rmsprop_eps)
     return torch.optim.Adam(params, lr=oc.lr_init, eps=oc.adam_eps)
-
-
-def batch_lr_scale(cfg: DictConfig) -> float:
-    """Square-root batch rule for the synchronous learners' learning rate (docs/results.md,
-    "Learner defaults"): ``sqrt(budget.num_envs / budget.lr_ref_envs)``, the factor that takes
-    ``optim.lr_init``/``lr_end``, given for ``lr_ref_envs`` envs, to this run's batch. 1 when
-    ``lr_ref_envs`` is null, and with ``optim=a3c`` (the paper's values are per A3C worker)."""
-    ref = cfg.budget.get("lr_ref_envs")
-    if ref is None or cfg.optim.algo == "a3c":
-        return 1.0
-    return math.sqrt(cfg.budget.num_envs / ref)
 
 
 class Trainer:
@@ -147,6 +76,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.budget = Budget.from_config(cfg)
         rc, oc = cfg.reward, cfg.optim
+        load_extensions(cfg)
+        env_class(cfg.env)  # imports env.module, which registers env.name
         self.env = make_env(
             cfg.env.name, num_envs=cfg.budget.num_envs, num_agents=cfg.env.num_agents,
             map_name=cfg.env.map, horizon=cfg.env.horizon, device=self.device, map_file=cfg.env.get("map_file"),
@@ -158,8 +89,9 @@ class Trainer:
         if model is None:
             torch.manual_seed(cfg.seed)  # weights depend on the seed only
             model = ActorCritic(
-                self.n, self.a, mc.conv_channels, mc.conv_kernel, list(mc.fc_sizes), mc.lstm_size,
-                mc.visible_actions, mc.comm, mc.vocab, mc.comm_embedding, mc.moa,
+                self.n, self.a, conv_channels=mc.conv_channels, conv_kernel=mc.conv_kernel,
+                fc_sizes=list(mc.fc_sizes), lstm_size=mc.lstm_size, visible_actions=mc.visible_actions,
+                comm=mc.comm, vocab=mc.vocab, comm_embedding=mc.comm_embedding, moa=mc.moa,
             ).to(self.device)
         self.model = model
         self.lr_scale = batch_lr_scale(cfg)
@@ -393,54 +325,6 @@ class Trainer:
             c[key] = torch.zeros_like(c[key])
 
     # ------------------------------------------------------------------ learning
-    def _unroll(self, roll: dict) -> dict[str, Tensor]:
-        """Recompute the rollout with gradients from its initial state (truncated BPTT).
-
-        Everything but the recurrence runs on the whole ``(T, B, …)`` rollout at once; the loop
-        over ``t`` only adds the recurrent term and applies the LSTM cell.
-        """
-        m = self.model
-        feat, moa_feat = m.encode(roll["obs"])
-        x = (m.input_gates(feat, roll.get("prev_symbols")) + m.action_term(roll["act_in"])).unbind(0)
-        mx = m.moa_input_gates(moa_feat, roll["actions"]).unbind(0) if m.moa else None
-        state = roll["init_state"]
-        hs, moa_hs = [], []
-        for t in range(len(x)):
-            state = m.reset_state(state, roll["first"][t])
-            h, c = m.lstm.cell(x[t] + m.lstm.recurrent(state["h"]), state["c"])
-            state = {**state, "h": h, "c": c}
-            hs.append(h)
-            if m.moa:
-                mh, mc = m.moa_lstm.cell(mx[t] + m.moa_lstm.recurrent(state["moa_h"]), state["moa_c"])
-                state = {**state, "moa_h": mh, "moa_c": mc}
-                moa_hs.append(mh)
-        pol = m.heads(torch.stack(hs))
-        out = {"logits": pol.logits, "values": pol.value}
-        if m.comm:
-            out.update(comm_logits=pol.comm_logits, comm_values=pol.comm_value)
-        if m.moa:
-            out["moa_logits"] = m.moa_logits(torch.stack(moa_hs))
-        return out
-
-    def _moa_loss(self, moa_logits: Tensor, roll: dict) -> tuple[Tensor, float]:
-        """Cross-entropy of each agent's MOA against the others' actual next actions (§6).
-
-        The prediction at ``t`` (from ``s_t`` and ``a_t``) targets ``a_{t+1}``; pairs that cross an
-        episode end or the rollout end are dropped, as is ``j = k``; with
-        ``optim.moa_only_when_visible`` only agents in view at ``t`` count (Table 3).
-        """
-        n = self.n
-        pred = moa_logits[:-1]  # (T-1, B, N_k, N_j, A)
-        target = roll["actions"][1:, :, None, :].expand(-1, -1, n, -1)  # (T-1, B, N_k, N_j)
-        mask = (~roll["dones"][:-1])[:, :, None, None] & ~torch.eye(n, dtype=torch.bool, device=pred.device)
-        if self.cfg.optim.moa_only_when_visible:
-            mask = mask & roll["visible"][:-1]
-        ce = -log_prob(pred, target)
-        maskf = mask.float()
-        per_agent = (ce * maskf).sum((0, 1, 3)) / maskf.sum((0, 1, 3)).clamp(min=1)
-        correct = ((pred.argmax(-1) == target).float() * maskf).sum() / maskf.sum().clamp(min=1)
-        return per_agent.sum(), correct.item()
-
     def update(self, roll: dict) -> dict[str, float]:
         """A2C (or PPO) step(s) on one rollout; returns loss statistics."""
         oc = self.cfg.optim
@@ -454,21 +338,25 @@ class Trainer:
             group["lr"] = self.lr()
         stats: dict[str, float] = {}
         for _ in range(oc.ppo_epochs if ppo else 1):
-            out = self._unroll(roll)
-            loss, stats = actor_critic_loss(out["logits"], out["values"], roll["actions"], adv, ret, self.entropy_coef(), oc.value_coef, old_logp, oc.ppo_clip,
-                (~self.warmup_agents).float() if self.warming_up else None,
+            out = self.model.unroll(roll["obs"], roll["act_in"], roll["actions"], roll["first"], roll["init_state"],
+                                    roll.get("prev_symbols"))
+            loss, stats = actor_critic_loss(
+                out["logits"], out["values"], roll["actions"], adv, ret, entropy_coef=self.entropy_coef(),
+                value_coef=oc.value_coef, old_logp=old_logp, clip=oc.ppo_clip,
+                agent_weights=(~self.warmup_agents).float() if self.warming_up else None,
             )
             if self.model.comm:
                 comm_loss, comm_stats = actor_critic_loss(
                     out["comm_logits"], out["comm_values"], roll["symbols"], comm_adv, comm_ret,
-                    oc.comm_entropy, oc.value_coef, old_comm_logp, oc.ppo_clip,
+                    entropy_coef=oc.comm_entropy, value_coef=oc.value_coef, old_logp=old_comm_logp, clip=oc.ppo_clip,
                 )
                 loss = loss + oc.comm_loss_weight * comm_loss
                 stats["loss_comm"] = comm_stats["loss_policy"]
             if self.model.moa:
-                moa_loss, stats["moa_accuracy"] = self._moa_loss(out["moa_logits"], roll)
-                loss = loss + oc.moa_loss_weight * moa_loss
-                stats["loss_moa"] = moa_loss.item() / self.n
+                visible = roll["visible"] if oc.moa_only_when_visible else None
+                moa, stats["moa_accuracy"] = moa_loss(out["moa_logits"], roll["actions"], roll["dones"], visible)
+                loss = loss + oc.moa_loss_weight * moa
+                stats["loss_moa"] = moa.item() / self.n
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norms = clip_grad_per_agent(list(self.model.parameters()), self.n, oc.max_grad_norm)
@@ -495,83 +383,24 @@ class Trainer:
         self.iteration += 1
         for key, value in stats.items():
             self.acc.add(key, value)
-        self._rollout_metrics(roll)
+        self.add_rollout_metrics(roll)
 
     # ------------------------------------------------------------------ metrics
-    def _rollout_metrics(self, roll: dict) -> None:
-        acc = self.acc
+    def add_rollout_metrics(self, roll: dict) -> None:
+        """Add a rollout's influence and communication statistics, and every registered rollout
+        metric (si.train.interval_metrics.register_metric), to the interval's accumulator."""
         if "influence" in roll:
-            infl = roll["influence"]  # (T, B, N, N)
             senders = slice(0, self.k) if self.source == "action" else slice(None)
-            c = infl.sum(-1)[..., senders]  # (T, B, K)
-            acc.add("influence_mean", c.sum().item(), c.numel())
-            acc.add("influential_moment_frac", M.influential_moments(c).float().sum().item(), c.numel())
-            pair = infl.sum((0, 1)).cpu()
-            for k in range(self.n):
-                for j in range(self.n):
-                    if k != j:
-                        acc.add(f"influence_{k}_{j}", pair[k, j].item(), infl.shape[0] * infl.shape[1])
+            add_influence(self.acc, roll["influence"], senders)
         if self.model.comm:
-            self._coordination_counts(roll)
-
-    def _coordination_counts(self, roll: dict) -> None:
-        """Speaker consistency (Eq 8) per rollout; IC count tables summed over the interval (§5.1).
-
-        IC pairs (x^k_t, a^j_{t+1}) within one episode. On influential moments the mask is the
-        row of the influence that x^k_t exerted: with symbol influence, row t holds the effect of
-        the previous step's symbols on a_t, so m^k_t's row is t+1; with action or MOA influence,
-        a^k_t's effect is in row t.
-        """
-        acc = self.acc
-        acts, syms = roll["actions"].cpu(), roll["symbols"].cpu()
-        v, a = self.cfg.model.vocab, self.a
-        same_ep = (~roll["dones"][:-1].cpu())[..., None].expand(-1, -1, self.n)
-        acc.add("speaker_consistency", M.speaker_consistency(acts.flatten(0, 1), syms.flatten(0, 1), a, v))
-        acc.add_table("ic_symbol_action", M.coordination_counts(syms[:-1], acts[1:], v, a, same_ep))
-        acc.add_table("ic_action_action", M.coordination_counts(acts[:-1], acts[1:], a, a, same_ep))
-        if "influence" in roll:
-            moments = M.influential_moments(roll["influence"].sum(-1)).cpu()
-            moments = (moments[1:] if self.source == "symbol" else moments[:-1]) & same_ep
-            acc.add_table("ic_symbol_action_influential", M.coordination_counts(syms[:-1], acts[1:], v, a, moments))
-            acc.add_table("ic_action_action_influential", M.coordination_counts(acts[:-1], acts[1:], a, a, moments))
-
-    def _place_steps(self, stat: str) -> int:
-        """The most a place stat can sum to per agent and episode: one count per step of the fixed
-        horizon (every episode has ``env.horizon`` steps), times the N − 1 other agents for
-        ``in_view``."""
-        return self.env.horizon * (max(self.n - 1, 1) if stat == "in_view" else 1)
+            add_coordination(self.acc, roll, self.a, self.cfg.model.vocab, self.source == "symbol")
+        for name, metric in ROLLOUT_METRICS.items():
+            self.acc.add(name, *metric(roll))
 
     def log_row(self, elapsed_s: float, interval_s: float, interval_steps: int) -> dict[str, float]:
         """Metrics row for the finished interval (columns of docs/design.md); empties the accumulator."""
-        acc = self.acc
         row: dict[str, float] = {"agent_steps": self.agent_steps, "episodes": self.episodes}
-        nan = float("nan")
-        if acc.episodes:
-            ep = torch.cat(acc.episodes)  # (E, 1 + stats, N)
-            ret = ep[:, 0]
-            row["collective_reward"] = ret.sum(-1).mean().item()
-            for i in range(self.n):
-                row[f"reward_agent_{i}"] = ret[:, i].mean().item()
-            row["gini"] = M.gini(ret).nanmean().item()  # episodes with Σ returns ≤ 0 have no G
-            row["equality_weighted_reward"] = M.equality_weighted_reward(ret).mean().item()
-            for s_i, s in enumerate(EPISODE_STATS, start=1):
-                total = ep[:, s_i].sum(-1)
-                if s in PLACE_COLUMNS:  # NaN: episodes in progress at a resume from an older checkpoint
-                    row[PLACE_COLUMNS[s]] = (ep[:, s_i] / self._place_steps(s)).nanmean().item()
-                else:
-                    row[s] = (total > 0).float().mean().item() if s in EPISODE_FRACTIONS else total.mean().item()
-            apples = ep[:, 1 + EPISODE_STATS.index("apples")]
-            row.update({f"apples_agent_{i}": apples[:, i].mean().item() for i in range(self.n)})
-        else:
-            row.update(collective_reward=nan, gini=nan, equality_weighted_reward=nan, **{f"reward_agent_{i}": nan for i in range(self.n)})
-            row.update({PLACE_COLUMNS.get(s, s): nan for s in EPISODE_STATS})
-            row.update({f"apples_agent_{i}": nan for i in range(self.n)})
-        for key in sorted(acc.sums):
-            row[key] = acc.mean(key)
-        for key in sorted(acc.tables):
-            row[key] = M.coordination_from_counts(acc.tables[key])
-            pairs = M.pair_coordination(acc.tables[key]).tolist()
-            row.update({f"{key}_{k}_{j}": pairs[k][j] for k in range(self.n) for j in range(self.n) if k != j})
+        row.update(interval_columns(self.acc, self.n, self.env.horizon))
         row["beta"] = self.beta()
         row["lr"] = self.lr()
         row["env_steps_per_s"] = interval_steps / max(interval_s, 1e-9)
