@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from analysis.report import NoRunsError, Options, analyse
+from analysis.report import DIAGNOSTICS, NoRunsError, Options, analyse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,9 +44,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top-k", type=int, default=d.top_k, help="settings pooled in Figs 15 and 17 (%(default)s)")
     p.add_argument("--bootstrap-reps", type=int, default=d.bootstrap_reps, help="bootstrap replicates (%(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="bootstrap seed (%(default)s)")
+    p.add_argument("--diagnostic", action="append", default=[], metavar="COLUMN=LABEL",
+                   help="also draw metrics column COLUMN for the best setting of every model as "
+                        "figures/diag_COLUMN.png, y-axis LABEL (repeatable; e.g. a registered metric)")
     args = p.parse_args(argv)
     if not args.sweeps and not args.wandb:
         p.error("give at least one sweep folder or --wandb")
+    for spec in args.diagnostic:
+        if not spec.partition("=")[0] or not spec.partition("=")[2]:
+            p.error(f"--diagnostic {spec!r}: expected COLUMN=LABEL")
     return args
 
 
@@ -57,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                    exclude_harvest_failures=not args.keep_harvest_failures, apples_threshold=args.apples_threshold,
                    return_threshold=args.return_threshold, include_partial=args.include_partial,
                    include_retrained=args.include_retrained,
-                   bootstrap_reps=args.bootstrap_reps, seed=args.seed)
+                   bootstrap_reps=args.bootstrap_reps, seed=args.seed,
+                   diagnostics={**DIAGNOSTICS, **dict(s.split("=", 1) for s in args.diagnostic)})
     try:
         report = analyse(args.sweeps, args.out, opts, args.wandb)
     except NoRunsError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,8 @@ BOX_TRAPPED_COLUMNS = ("episode", "t", "agent", "action", "open_box", "influence
 SCHELLING_COLUMNS = ("env", "num_cooperators", "role", "payoff")
 
 
-#: Training diagnostics drawn for the best setting of every model (figures/diag_<column>).
+#: Training diagnostics drawn for the best setting of every model (figures/diag_<column>); the
+#: ``--diagnostic COLUMN=LABEL`` flag adds any other metrics column (docs/extending.md).
 DIAGNOSTICS: dict[str, str] = {
     "fires": "fires per episode", "hits": "times hit per episode", "cleaned": "waste cleaned per episode",
     "apples": "apples per episode", "gini": "Gini (Eq 9)", "influence_mean": "influence per agent-step (nats, divergence D)",
@@ -51,6 +52,9 @@ class Options:
     include_retrained: bool = False
     bootstrap_reps: int = 2000
     seed: int = 0
+    diagnostics: dict[str, str] = field(default_factory=lambda: dict(DIAGNOSTICS))
+    """Columns drawn as ``figures/diag_<column>`` for the best setting of every model, with their
+    axis labels (:data:`DIAGNOSTICS` and the ``--diagnostic`` flags)."""
 
 
 @dataclass
@@ -122,7 +126,7 @@ def _learning_curve_figures(settings: list[Setting], best: dict[tuple[str, str],
                         figures.Curve(f"{paper.MODEL_TITLES[r]} (top {k})", figures.color(r), runs))
         draw(top_curves, "collective_reward", "collective reward",
              f"{title}: top {opts.top_k} settings × seeds", f"top{opts.top_k}_{name}")
-    for column, label in DIAGNOSTICS.items():
+    for column, label in opts.diagnostics.items():
         every_model = {env: [figures.Curve(_diagnostic_label(column, r, s), figures.color(r), s.runs)
                              for (e, r), s in sorted(best.items()) if e == env] for env in paper.ENVS}
         draw(every_model, column, label, f"{label}, best setting of each model", f"diag_{column}")
@@ -329,7 +333,8 @@ def _report_text(sweeps: list[str | Path], runs: list[Run], empty: list[Path], d
     lines = ["# Analysis report", "",
              f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} from "
              + ", ".join(f"`{s}`" for s in sweeps) + ".", "",
-             "Options: " + ", ".join(f"`{k}={v}`" for k, v in asdict(opts).items()), "",
+             "Options: " + ", ".join(f"`{k}={v}`" for k, v in asdict(opts).items() if k != "diagnostics")
+             + "".join(f", `--diagnostic {k}={v}`" for k, v in opts.diagnostics.items() if k not in DIAGNOSTICS), "",
              "## Runs", "",
              f"{len(runs)} runs found: {len(by_status['complete'])} complete, {len(by_status['partial'])} unfinished "
              f"({'used, at the steps they reached' if opts.include_partial else 'left out; --include-partial uses them'}), "

@@ -72,11 +72,25 @@ def _options_asked(override: Override) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
+def searched_confs(overrides: Sequence[Override]) -> list[Path]:
+    """The existing folders that ``hydra.searchpath=[file://...]`` adds (relative to the folder
+    the command is run from, as Hydra reads them)."""
+    paths = []
+    for override in overrides:
+        if override.key_or_group == "hydra.searchpath" and isinstance(override.value(), list):
+            paths += [Path(str(v)[len("file://"):]) for v in override.value() if str(v).startswith("file://")]
+    return [p for p in paths if p.is_dir()]
+
+
 def check_command_line(argv: Sequence[str], conf: Path = CONF) -> None:
     """Raise :class:`ConfigError` for the first override that names a config-group option that
     does not exist or a key the schema does not define, with the nearest valid one."""
+    overrides = command_line_overrides(argv)
     groups = group_options(conf)
-    for override in command_line_overrides(argv):
+    for extra in searched_confs(overrides):  # config groups of the user's own folders
+        for group, options in group_options(extra).items():
+            groups[group] = sorted({*groups.get(group, []), *options})
+    for override in overrides:
         key = override.key_or_group
         if key.split(".")[0].split("/")[0] == "hydra" or override.package is not None:
             continue

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,10 +23,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from si.envs.maps import max_agents
+from si.envs import ENVS, GridWorld, max_agents
 from si.rewards.variants import REWARDS, RewardVariant
 
-ENV_NAMES = ("harvest", "cleanup", "box_trapped")
 REWARD_NAMES = tuple(REWARDS)
 """The built-in reward variants (si.rewards.variants); ``reward.module`` registers more."""
 INFLUENCE_SOURCES = ("none", "action", "symbol", "moa")
@@ -47,6 +48,8 @@ class EnvConfig:
     name: str = MISSING
     map: str = MISSING
     map_file: str | None = None
+    # A module to import before the run that registers env.name (si.envs.register_env).
+    module: str | None = None
     num_agents: int = 5
     horizon: int = 1000
     compile: bool = False
@@ -155,6 +158,7 @@ class Config:
     allow_config_change: bool = False
     paper_table: str = "none"
     run_name: str = MISSING
+    extensions: list[str] = field(default_factory=list)
 
 
 #: When a key has an effect on the run: key → {key it depends on: the values with which it has
@@ -284,27 +288,57 @@ def _check(cond: bool, key: str, value: Any, rule: str) -> None:
         raise ConfigError(f"{key}={value!r} is invalid: must be {rule}")
 
 
+def _import_registering_module(key: str, module: str | None) -> None:
+    """Import ``module`` (the value of ``key``: ``env.module`` or ``reward.module``) so that it
+    registers what it defines; ConfigError when it cannot be imported. The folder the command is
+    run from is searched after the Python path (``python launch/main.py`` puts only ``launch/``
+    there)."""
+    if module:
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"{key}={module!r} cannot be imported ({exc})") from None
+
+
+def _unregistered(key: str, name: str, registered: Iterable[str], what: str, how: str) -> ConfigError:
+    guess = difflib.get_close_matches(str(name), list(registered), n=1)
+    hint = f"; did you mean {guess[0]}?" if guess else ""
+    return ConfigError(f"{key}={name!r} is not a registered {what}{hint} (registered: {', '.join(registered)}; "
+                       f"a new one registers with {how}, imported through {key.split('.')[0]}.module or extensions)")
+
+
+def load_extensions(cfg: DictConfig) -> None:
+    """Import the modules of ``extensions`` (they register metrics, games or reward variants);
+    ConfigError naming the first that cannot be imported."""
+    for module in cfg.get("extensions") or ():
+        _import_registering_module("extensions", module)
+
+
 def reward_variant(rc: DictConfig) -> RewardVariant:
     """The registered variant of ``rc`` (the ``reward`` config), after importing ``rc.module``
     when set; ConfigError naming the nearest registered name otherwise."""
-    if rc.get("module"):
-        try:
-            importlib.import_module(rc.module)
-        except ImportError as exc:
-            raise ConfigError(f"reward.module={rc.module!r} cannot be imported ({exc})") from None
+    _import_registering_module("reward.module", rc.get("module"))
     if rc.name not in REWARDS:
-        guess = difflib.get_close_matches(str(rc.name), list(REWARDS), n=1)
-        hint = f"; did you mean {guess[0]}?" if guess else ""
-        raise ConfigError(f"reward.name={rc.name!r} is not a registered reward variant{hint} (registered: "
-                          f"{', '.join(REWARDS)}; a new one registers with si.rewards.variants.register_reward, "
-                          f"imported through reward.module)")
+        raise _unregistered("reward.name", rc.name, REWARDS, "reward variant", "si.rewards.variants.register_reward")
     return REWARDS[rc.name]
+
+
+def env_class(ec: DictConfig) -> type[GridWorld]:
+    """The registered game of ``ec`` (the ``env`` config), after importing ``ec.module`` when set;
+    ConfigError naming the nearest registered name otherwise."""
+    _import_registering_module("env.module", ec.get("module"))
+    if ec.name not in ENVS:
+        raise _unregistered("env.name", ec.name, ENVS, "game", "si.envs.register_env")
+    return ENVS[ec.name]
 
 
 def validate(cfg: DictConfig | Config) -> None:
     """Cross-field checks run before any job starts; raise :class:`ConfigError` on the first problem."""
     c = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
-    _choice("env.name", c.env.name, ENV_NAMES)
+    load_extensions(c)
+    env_class(c.env)
     variant = reward_variant(c.reward)
     _choice("reward.influence", c.reward.influence, INFLUENCE_SOURCES)
     _choice("reward.divergence", c.reward.divergence, DIVERGENCES)

@@ -510,6 +510,16 @@ def test_keys_added_later_at_their_default_keep_the_setting_id() -> None:
     assert setting_id({**new, "optim": {**new["optim"], "optimizer": "rmsprop"}}) != setting_id(old)
 
 
+def test_the_map_agents_and_horizon_are_part_of_the_setting_when_not_the_games_defaults() -> None:
+    from analysis.runs import setting_id
+
+    base = {"env": {"name": "harvest", "map": "harvest", "map_file": None, "num_agents": 5, "horizon": 1000},
+            "reward": {"name": "extrinsic"}}
+    assert setting_id(base) == setting_id({**base, "env": {"name": "harvest"}})  # runs from before these keys
+    for key, value in (("map", "harvest_mini"), ("map_file", "maps/big.txt"), ("num_agents", 3), ("horizon", 500)):
+        assert setting_id({**base, "env": {**base["env"], key: value}}) != setting_id(base), key
+
+
 def test_the_synchronous_learners_batch_is_part_of_the_setting() -> None:
     """64 and 1024 envs per update are two settings; A3C's `budget.num_envs` is unused, so not."""
     a2c = {"env": {"name": "harvest"}, "reward": {"name": "extrinsic"}, "optim": {"algo": "a2c"},

@@ -13,7 +13,8 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from launch.checks import PreLaunchChecks, check_command_line, check_job_folder
-from si.config import EFFECTIVE_WHEN, ENV_NAMES, REWARD_NAMES, ConfigError, register_configs, unknown_key, validate
+from si.config import EFFECTIVE_WHEN, REWARD_NAMES, ConfigError, register_configs, unknown_key, validate
+from si.envs import ENV_NAMES
 from si.train.jobdir import JobFolderError, JobLock
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

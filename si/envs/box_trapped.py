@@ -50,6 +50,7 @@ class BoxTrappedEnv(GridWorld):
     action_names = (*BASE_ACTION_NAMES[:FIRE], "OPEN_BOX")
     has_fire = False
     num_beams = 0
+    agents_off_spawn = 1
     _state_names = (*GridWorld._state_names, "door_open")
 
     def __init__(self, *args: object, **kwargs: object) -> None:

@@ -1,6 +1,6 @@
 """Cleanup (Hughes et al. 2018; SSD ``CleanupEnv``): apples grow only while the river is clean.
 
-Rules beyond :class:`~si.envs.gridworld.GridWorld` (fact sheet §3, §5):
+Rules beyond :class:`~si.envs.gridworld.GridWorld` (the original SSD code, docs/envs.md):
 
 * Action 8 CLEAN fires a beam of the FIRE geometry that costs nothing, hits nobody, stops at
   the first agent, and turns the first waste cell it reaches into river (also under an agent)

@@ -3,7 +3,7 @@
 One object steps ``B`` environments x ``N`` agents as tensors on one device; ``reset``/``step``
 contain no Python loop over environments or agents (only fixed passes of size ``N``: movement
 chains and the sequential cleaning beams). Rules follow the original SSD ``MapEnv``
-(fact sheet §2, §3, §6) unless ``docs/envs.md`` lists a deviation.
+unless ``docs/envs.md`` lists a deviation.
 
 Coordinates: every cell tensor is indexed by a flat cell id of the map padded by ``VIEW`` cells on
 each side (padding counts as wall for movement and beams and is drawn black), plus one trailing
@@ -116,6 +116,8 @@ class GridWorld:
     """Map characters of river cells (the ``in_river`` stat; none outside Cleanup)."""
     num_beams = 1
     """Kinds of beams drawn per step (FIRE; Cleanup adds CLEAN): fixes the shape of ``_drawn``."""
+    agents_off_spawn = 0
+    """Agents the game places off the map's spawn points ``P`` (Box trapped: the trapped agent)."""
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """Harvest (Perolat et al. 2017; SSD ``HarvestEnv``): apples regrow only near other apples.
 
-Rules beyond :class:`~si.envs.gridworld.GridWorld` (fact sheet §4): all ``A`` cells hold an apple at
+Rules beyond :class:`~si.envs.gridworld.GridWorld` (the original SSD code, docs/envs.md): all ``A`` cells hold an apple at
 reset; each step every ``A`` cell without apple and agent counts the apples in its 3x3 neighbourhood
 (``j**2 + k**2 <= APPLE_RADIUS`` with radius 2, as the original code does) and regrows with
 probability ``SPAWN_PROB[min(n, 3)]``; with no neighbour an apple never returns.
@@ -26,7 +26,7 @@ class HarvestEnv(GridWorld):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        # j**2 + k**2 <= APPLE_RADIUS with integer j, k is exactly the 3x3 block (fact sheet §9.1)
+        # j**2 + k**2 <= APPLE_RADIUS with integer j, k is exactly the 3x3 block (the original code's rule)
         self.reach = max(j for j in range(APPLE_RADIUS + 1) if j * j <= APPLE_RADIUS)
         cells = self.apple_cells.tolist() or [self.map_span.start - 1]
         lo, hi = min(cells), max(cells) + 1

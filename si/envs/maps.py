@@ -79,12 +79,15 @@ BOX_TRAPPED = (
     "@@@@@@@@@@@@@",
 )
 
-MAPS: dict[str, dict[str, tuple[str, ...]]] = {
+BUILT_IN_MAPS: dict[str, dict[str, tuple[str, ...]]] = {
     "harvest": {"harvest": HARVEST, "harvest_mini": HARVEST_MINI},
     "cleanup": {"cleanup": CLEANUP, "cleanup_mini": CLEANUP_MINI},
     "box_trapped": {"box_trapped": BOX_TRAPPED},
 }
-"""Known maps per env name; the first entry is the default."""
+"""The built-in games' maps; the first entry of each is the game's default."""
+
+MAPS: dict[str, dict[str, tuple[str, ...]]] = {}
+"""Known maps per registered game (``si.envs.register_env`` fills it); the first entry is the default."""
 
 
 def get_map(env_name: str, map_name: str | None) -> tuple[str, ...]:
@@ -117,13 +120,6 @@ def read_map_file(path: str | Path) -> tuple[str, ...]:
 def map_rows(env_name: str, map_name: str | None, map_file: str | None = None) -> tuple[str, ...]:
     """The rows of ``map_file`` when given, else of the named map (:func:`get_map`)."""
     return read_map_file(map_file) if map_file else get_map(env_name, map_name)
-
-
-def max_agents(env_name: str, map_name: str | None, map_file: str | None = None) -> int:
-    """How many agents the map can hold: its spawn points ``P`` (+1 in Box trapped, whose trapped
-    agent starts inside the box)."""
-    spawns = sum(row.count("P") for row in map_rows(env_name, map_name, map_file))
-    return spawns + 1 if env_name == "box_trapped" else spawns
 
 
 def check_rows(rows: tuple[str, ...] | list[str]) -> None:

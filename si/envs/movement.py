@@ -1,6 +1,6 @@
 """Simultaneous movement with conflict resolution, as a pure batched function.
 
-Rules (following ``MapEnv.update_moves`` of the original SSD code, fact sheet §2):
+Rules (following ``MapEnv.update_moves`` of the original SSD code):
 
 1. Every agent has a *target* cell. Agents that STAY, turn, fire, clean, bump into a wall or
    take any other non-move action target their own cell: they keep it and act as obstacles.
