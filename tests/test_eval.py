@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from si.config import register_configs
 from si.envs.box_trapped import OPEN_BOX
-from si.eval import box_trapped, eval_trainer, load_job, schelling
+from si.eval import box_trapped, eval_trainer, load_job, moa_probe, schelling
 from si.eval.__main__ import main
 from si.train.run import run
 
@@ -40,11 +40,12 @@ def _train(job_dir: Path, reward: str) -> Path:
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """An influence run and a `visible` run (A3C with the same model, so Schelling can mix them).
+    """An influence run, a `visible` run (A3C with the same model, so Schelling can mix them) and a
+    MOA influence run.
     One torch thread (tiny batches on shared cores), restored afterwards."""
     threads = torch.get_num_threads()
     root = tmp_path_factory.mktemp("jobs")
-    yield {r: _train(root / r, r) for r in ("influence", "visible")}
+    yield {r: _train(root / r, r) for r in ("influence", "visible", "moa_influence")}
     torch.set_num_threads(threads)
 
 
@@ -127,3 +128,32 @@ def test_video_of_trained_agents(jobs: dict[str, Path], tmp_path: Path) -> None:
     frames = imageio.mimread(out)  # GIF writers merge identical consecutive frames: at most 31
     assert 1 < len(frames) <= 31 and frames[0].shape[:2] == (12 * 4, 13 * 4)
     assert any((a != b).any() for a, b in zip(frames, frames[1:])), "agents must move"
+
+
+def test_moa_probe_measures_the_influence_training_rewards() -> None:
+    """The probe's influence of k's own action, gated by view, is the influence training computes
+    (Eq 3); varying slot k itself is the MOA's own counterfactual; the persistence guess is exact
+    for agents that repeat their action."""
+    from test_trainer import make
+
+    t = make("env=cleanup", "reward=moa_influence", "reward.only_visible=true")
+    roll = t.collect()
+    r = moa_probe.probe_rollout(t.model, roll, t.rcfg.divergence)
+    torch.testing.assert_close(r["influence"] * roll["visible"], roll["influence"])
+    assert r["sensitivity"].diagonal(dim1=-2, dim2=-1).abs().sum() == 0 and r["sensitivity"].sum() > 0
+    _, moa_feat = t.model.encode(roll["obs"][0])
+    state = t.model.reset_state(roll["init_state"], roll["first"][0])
+    gates = t.model.moa_gates(moa_feat, state["moa_h"], roll["actions"][0])
+    own = torch.arange(t.n)
+    torch.testing.assert_close(
+        moa_probe.slot_counterfactual(t.model, gates, state["moa_c"], roll["actions"][0], own),
+        t.model.moa_counterfactual(gates, state["moa_c"], roll["actions"][0]))
+
+
+def test_moa_probe_cli(jobs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["moa-probe", str(jobs["moa_influence"]), "--episodes", "2", "--steps", "50"]) == 0
+    result = yaml.safe_load((jobs["moa_influence"] / "eval" / "moa_probe.json").read_text())
+    assert result["env_steps"] == 2 * 50 and 0 <= result["moa_accuracy"] <= 1
+    assert result["sensitivity_to_j_per_pair"] > 0 and result["influence_per_pair"] >= 0
+    assert "wrote" in capsys.readouterr().out
+    assert main(["moa-probe", str(jobs["influence"])]) == 2  # no MOA

@@ -1,4 +1,5 @@
-"""``python -m si.eval box-trapped JOB`` / ``schelling COOP_JOB DEFECT_JOB`` / ``video JOB --out F.gif``."""
+"""``python -m si.eval box-trapped JOB`` / ``schelling COOP_JOB DEFECT_JOB`` / ``video JOB --out F.gif`` /
+``moa-probe JOB``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 import torch
 
-from si.eval import EVAL_SEED, box_trapped, schelling, video
+from si.eval import EVAL_SEED, box_trapped, moa_probe, schelling, video
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     vid.add_argument("--out", required=True, help="output path (.gif; an .mp4 too with imageio-ffmpeg)")
     vid.add_argument("--steps", type=int, default=200, help="env steps to record")
     vid.add_argument("--scale", type=int, default=8, help="pixels per map cell")
-    for p in (box, sch, vid):
+    mp = sub.add_parser("moa-probe", help="what a trained MOA responds to: write <job>/eval/moa_probe.json")
+    mp.add_argument("job_dir")
+    mp.add_argument("--episodes", type=int, default=16, help="envs stepped side by side")
+    mp.add_argument("--steps", type=int, default=1000, help="env steps of each env")
+    for p in (box, sch, vid, mp):
         p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
         p.add_argument("--seed", type=int, default=EVAL_SEED, help="evaluation seed (env layouts, action sampling)")
         p.add_argument("--threads", type=int, default=0, help="torch intra-op threads; 0 = torch's default")
@@ -38,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             frame = box_trapped.evaluate(args.job_dir, args.episodes, args.device, args.seed)
             print(f"box opened in {box_trapped.opened_fraction(frame):.1%} of {args.episodes} episodes "
                   f"({args.job_dir}/eval/box_trapped.csv)")
+        elif args.command == "moa-probe":
+            result = moa_probe.probe(args.job_dir, args.episodes, args.steps, args.device, args.seed)
+            print("\n".join(f"{k}: {v:.4g}" for k, v in result.items()))
+            print(f"wrote {args.job_dir}/eval/moa_probe.json")
         elif args.command == "video":
             files = video.record(args.job_dir, args.out, args.steps, args.scale, args.device, args.seed)
             print("wrote " + ", ".join(map(str, files)))

@@ -15,7 +15,7 @@ from si.models import ActorCritic
 from si.rewards.influence import counterfactual_influence
 
 
-def _pairwise(p_cf: Tensor, p_influencer: Tensor, taken_k: Tensor, measure: str, taken_j: Tensor | None) -> Tensor:
+def pairwise_influence(p_cf: Tensor, p_influencer: Tensor, taken_k: Tensor, measure: str, taken_j: Tensor | None) -> Tensor:
     """``p_cf (B, K, V, N, A)``, ``p_influencer (B, K, V)``, ``taken_k (B, K)``, ``taken_j`` the
     influencees' actions, broadcastable to ``(B, K, N)`` → ``(B, K, N)``."""
     b, k, v, n, a = p_cf.shape
@@ -37,7 +37,7 @@ def action_influence(
     slots = torch.arange(k, device=gates.device)
     influencees = torch.arange(k, model.num_agents, device=gates.device)
     p_cf = model.counterfactual_policy(gates, c, "action_in", slots, actions[:, :k], influencees)
-    m = _pairwise(p_cf, influencer_probs, actions[:, :k], measure, actions[:, None, k:])
+    m = pairwise_influence(p_cf, influencer_probs, actions[:, :k], measure, actions[:, None, k:])
     out = torch.zeros(actions.shape[0], model.num_agents, model.num_agents, device=gates.device)
     out[:, :k, k:] = m
     return out
@@ -58,7 +58,7 @@ def symbol_influence(
     slot = torch.arange(n - 1, device=gates.device)
     others = slot + (slot >= everyone[:, None]).long()  # (N, N-1): every listener j ≠ k, in order
     p_cf = model.counterfactual_policy(gates, c, "message_in", everyone, prev_symbols, others)
-    m = _pairwise(p_cf, prev_symbol_probs, prev_symbols, measure, actions[:, others])  # (B, N, N-1)
+    m = pairwise_influence(p_cf, prev_symbol_probs, prev_symbols, measure, actions[:, others])  # (B, N, N-1)
     out = m.new_zeros(m.shape[0], n * n)
     out[:, (everyone[:, None] * n + others).flatten()] = m.flatten(1)  # integer indices: no nonzero
     return out.view(-1, n, n)
@@ -74,6 +74,6 @@ def moa_influence(
     With ``visible (B, N, N)`` only agents inside ``k``'s view count (paper §6)."""
     n = model.num_agents
     p_cf = model.moa_counterfactual(moa_gates, moa_c, actions)  # (B, N, A, N, A)
-    m = _pairwise(p_cf, policy_probs, actions, measure, None)
+    m = pairwise_influence(p_cf, policy_probs, actions, measure, None)
     m = m * (~torch.eye(n, dtype=torch.bool, device=m.device))
     return m * visible if visible is not None else m
