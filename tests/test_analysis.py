@@ -555,12 +555,16 @@ def test_archived_cleanup_runs_reproduce_documented_table(tmp_path: Path) -> Non
     models = ["extrinsic", "influence", "moa_influence"]
     assert t4.loc[models, "mean"].round(1).tolist() == [14.6, 2.9, 12.6]
     assert t4.loc[models, "n"].tolist() == [3, 3, 3]
+    assert round(float(t4.loc["inequity_aversion", "mean"]), 1) == 19.2 and t4.loc["inequity_aversion", "n"] == 1
 
 
 def test_archived_cleanup_2e7_runs_reproduce_documented_table(tmp_path: Path) -> None:
     """`archive/cleanup_2e7` still gives the Table 4 final docs/results.md quotes ("Cleanup to 2e7")."""
     t4 = archived_table4(["cleanup_2e7"], "cleanup", tmp_path)
-    assert round(float(t4.loc["moa_influence", "mean"]), 1) == 14.4 and t4.loc["moa_influence", "n"] == 1
+    finals = {m: round(float(t4.loc[m, "mean"]), 1) for m in ("extrinsic", "moa_influence")}
+    assert finals == {"extrinsic": 14.4, "moa_influence": 14.4}
+    assert t4.loc[["extrinsic", "moa_influence"], "n"].tolist() == [2, 1]
+    assert "| A3C baseline | 89 | 14.4 [10.8, 18.1] | 2 |" in (tmp_path / "tables" / "table4.md").read_text()
 
 
 def test_archived_cleanup_entropy_ablation_is_the_best_basic_influence_setting(tmp_path: Path) -> None:
