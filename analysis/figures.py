@@ -296,12 +296,15 @@ def schelling_figure(df: pd.DataFrame, confidence: float, stem: Path) -> list[Pa
 
 
 def rliable_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
-    """IQM with bootstrap CIs per model (one panel per scope) and, when some scope has an A3C
-    baseline, P(model > A3C) below it."""
+    """IQM with bootstrap CIs per model (one panel per scope) and, below it, P(model > A3C) when
+    some scope has an A3C baseline and P(model > its own baseline) when some has one."""
     scopes = list(dict.fromkeys(frame["scope"]))
     rows = [("iqm", "iqm_lo", "iqm_hi", "IQM final collective reward")]
     if frame["p_improve_vs_a3c"].notna().any():
         rows.append(("p_improve_vs_a3c", "p_improve_lo", "p_improve_hi", "P(model > A3C)"))
+    if "p_improve_vs_baseline" in frame and frame["p_improve_vs_baseline"].notna().any():
+        rows.append(("p_improve_vs_baseline", "p_improve_baseline_lo", "p_improve_baseline_hi",
+                     "P(model > its baseline)"))
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(len(rows), len(scopes), figsize=(3.6 * len(scopes), 2.3 * len(rows)), squeeze=False)
         for col, scope in enumerate(scopes):
@@ -316,7 +319,7 @@ def rliable_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
                 ax.set_yticks(y)
                 ax.set_yticklabels([paper.MODEL_TITLES.get(m, m) for m in d["model"]])
                 ax.set_xlabel(xlabel + (" ÷ paper IA" if mid == "iqm" and scope == "all" else ""))
-                if mid == "p_improve_vs_a3c":
+                if mid.startswith("p_improve"):
                     ax.set_xlim(0, 1)
                     ax.axvline(0.5, color="k", lw=0.5, ls="--")
                 if row == 0:

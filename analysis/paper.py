@@ -29,6 +29,9 @@ EXPERIMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "moa": ("Model of other agents", ("extrinsic", "moa", "moa_influence")),
 }
 
+#: Each influence model's own baseline (the model without the influence reward: Figs 1, 4, 7).
+OWN_BASELINE: dict[str, str] = {rewards[-1]: rewards[1] for _, rewards in EXPERIMENTS.values()}
+
 #: Length of the paper's runs in env steps (Figs 1, 4, 7: 3e8 on the x-axis).
 PAPER_ENV_STEPS = 3e8
 

@@ -219,12 +219,13 @@ def finals_frame(settings: list[Setting], last_n: int) -> pd.DataFrame:
 
 def rliable_frame(best: dict[tuple[str, str], Setting], last_n: int, reps: int, confidence: float,
                   seed: int) -> pd.DataFrame:
-    """IQM with stratified-bootstrap CIs per model, and P(model > A3C), per game and over both
-    games. Scores are each seed's final collective reward; the cross-game aggregate divides them
+    """IQM with stratified-bootstrap CIs per model, P(model > A3C) and, for an influence model,
+    P(model > its own baseline) (``paper.OWN_BASELINE``: visible, comm or MOA baseline), per game
+    and over both games. Scores are each seed's final collective reward; the cross-game aggregate divides them
     by the paper's inequity-aversion number of the game and keeps, per model, the first n seeds
     of every game (n = the smallest seed count over games), since rliable needs a runs × tasks
     matrix."""
-    models = [r for r in paper.TABLE4 if any((e, r) in best for e in paper.ENVS)]
+    models = [r for r in paper.MODEL_TITLES if any((e, r) in best for e in paper.ENVS)]
     scores: dict[str, dict[str, np.ndarray]] = {"all": {}}
     for env in paper.ENVS:
         scores[env] = {m: setting_finals(best[(env, m)], "collective_reward", last_n)[:, None]
@@ -243,10 +244,16 @@ def rliable_frame(best: dict[tuple[str, str], Setting], last_n: int, reps: int, 
         base = by_model.get("extrinsic")
         pairs = {m: (s, base) for m, s in by_model.items() if base is not None and m != "extrinsic"}
         pois = interval_estimates(pairs, "probability_of_improvement", reps, confidence, seed) if pairs else {}
+        own = {m: (s, by_model[paper.OWN_BASELINE[m]]) for m, s in by_model.items()
+               if paper.OWN_BASELINE.get(m) in by_model}
+        own_pois = interval_estimates(own, "probability_of_improvement", reps, confidence, seed) if own else {}
+        nan3 = (np.nan, np.nan, np.nan)
         for m, (point, lo, hi) in iqms.items():
-            poi = pois.get(m, (np.nan, np.nan, np.nan))
+            poi, own_poi = pois.get(m, nan3), own_pois.get(m, nan3)
             rows.append({"scope": scope, "model": m, "n": len(by_model[m]), "iqm": point, "iqm_lo": lo, "iqm_hi": hi,
-                         "p_improve_vs_a3c": poi[0], "p_improve_lo": poi[1], "p_improve_hi": poi[2]})
+                         "p_improve_vs_a3c": poi[0], "p_improve_lo": poi[1], "p_improve_hi": poi[2],
+                         "p_improve_vs_baseline": own_poi[0], "p_improve_baseline_lo": own_poi[1],
+                         "p_improve_baseline_hi": own_poi[2]})
     return pd.DataFrame(rows)
 
 
@@ -258,10 +265,14 @@ def rliable_table(frame: pd.DataFrame, confidence: float) -> Table:
         digits = 2 if r.scope == "all" else 1
         poi = "-" if not np.isfinite(r.p_improve_vs_a3c) else \
             f"{r.p_improve_vs_a3c:.2f} [{r.p_improve_lo:.2f}, {r.p_improve_hi:.2f}]"
+        own = "-" if not np.isfinite(r.p_improve_vs_baseline) else \
+            f"{r.p_improve_vs_baseline:.2f} [{r.p_improve_baseline_lo:.2f}, {r.p_improve_baseline_hi:.2f}] " \
+            f"vs {paper.MODEL_TITLES[paper.OWN_BASELINE[r.model]]}"
         rows.append([scope, paper.MODEL_TITLES.get(r.model, r.model), str(r.n),
-                     f"{_num(r.iqm, digits)} [{_num(r.iqm_lo, digits)}, {_num(r.iqm_hi, digits)}]", poi])
+                     f"{_num(r.iqm, digits)} [{_num(r.iqm_lo, digits)}, {_num(r.iqm_hi, digits)}]", poi, own])
     return Table("rliable aggregates of the final collective reward (best setting per model)",
-                 ["Scope", "Model", "Seeds", f"IQM [{confidence:.0%} CI]", "P(model > A3C)"], rows,
+                 ["Scope", "Model", "Seeds", f"IQM [{confidence:.0%} CI]", "P(model > A3C)",
+                  "P(model > its baseline)"], rows,
                  ["Stratified bootstrap percentile CIs (rliable). 'Both games' divides each seed's score by "
                   "the paper's inequity-aversion number for that game."])
 

@@ -24,7 +24,7 @@ from analysis.report import Options, analyse
 from analysis.runs import discover, group_settings, setting_id
 from analysis.stats import (best_settings, equality_weighted, final_value, gini, harvest_exclusion,
                             influence_reward_pairs, interval_estimates, sliding_window_ci, spearman, window_span)
-from analysis.tables import Table, hparam_table, rliable_frame, table4_frame
+from analysis.tables import Table, hparam_table, rliable_frame, rliable_table, table4_frame
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -311,6 +311,22 @@ def test_rliable_aggregates(tmp_path: Path) -> None:
     assert cleanup.loc["influence", "p_improve_vs_a3c"] == pytest.approx(1.0)
     assert cleanup.loc["influence", "iqm_lo"] <= 310 <= cleanup.loc["influence", "iqm_hi"]
     assert set(frame[frame.scope == "all"].model) == {"influence"}  # the only model on both games
+    assert np.isnan(cleanup.loc["influence", "p_improve_vs_baseline"])  # no visible-actions runs
+
+
+def test_rliable_compares_each_influence_model_with_its_own_baseline(tmp_path: Path) -> None:
+    """P(MOA influence > MOA baseline) beside P(MOA influence > A3C) (the paper's Fig 7 comparison)."""
+    for reward, level in (("extrinsic", 10.0), ("moa", 30.0), ("moa_influence", 20.0)):
+        for seed in range(3):
+            make_fake_job(tmp_path / f"{reward}{seed}", "cleanup", reward, seed,
+                          make_metrics(agent_rewards=[level + seed] * 5))
+    best = best_settings(group_settings(discover([tmp_path])), 50)
+    frame = rliable_frame(best, 50, reps=200, confidence=0.95, seed=0).set_index("model")
+    assert frame.loc["moa_influence", "p_improve_vs_a3c"] == pytest.approx(1.0)
+    assert frame.loc["moa_influence", "p_improve_vs_baseline"] == pytest.approx(0.0)
+    assert np.isnan(frame.loc["moa", "p_improve_vs_baseline"]) and frame.loc["moa", "n"] == 3
+    text = rliable_table(frame.reset_index(), 0.95).markdown()
+    assert "| 0.00 [0.00, 0.00] vs MOA baseline |" in text
 
 
 def test_influence_reward_correlation(tmp_path: Path) -> None:
