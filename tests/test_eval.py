@@ -155,5 +155,6 @@ def test_moa_probe_cli(jobs: dict[str, Path], capsys: pytest.CaptureFixture[str]
     result = yaml.safe_load((jobs["moa_influence"] / "eval" / "moa_probe.json").read_text())
     assert result["env_steps"] == 2 * 50 and 0 <= result["moa_accuracy"] <= 1
     assert result["sensitivity_to_j_per_pair"] > 0 and result["influence_per_pair"] >= 0
+    assert result["cell_abs_mean"] > 0
     assert "wrote" in capsys.readouterr().out
     assert main(["moa-probe", str(jobs["influence"])]) == 2  # no MOA

@@ -11,7 +11,9 @@ policy as in training and, at every step and for every ordered pair (k, j), meas
   of what training rewards), on pairs in view and out of view of each other;
 * ``sensitivity_to_j``: the same counterfactual KL, with j's own current action varied instead of
   k's (under j's policy) — how much the MOA uses an action input at all;
-* the MOA's accuracy on j's next action, against the persistence guess a^j_{t+1} = a^j_t.
+* the MOA's accuracy on j's next action, against the persistence guess a^j_{t+1} = a^j_t;
+* the state of its LSTM core: the mean |c| of the cell state and the mean pre-activation of the
+  output gate (a saturated core, |c| ≫ 1, passes little of a one-step input change on to h).
 
 It writes ``<job>/eval/moa_probe.json`` (CLI: ``python -m si.eval moa-probe JOB``).
 """
@@ -46,14 +48,15 @@ def slot_counterfactual(model: ActorCritic, gates: Tensor, c: Tensor, actions: T
 def probe_rollout(model: ActorCritic, roll: dict[str, Tensor], measure: str = "kl") -> dict[str, Tensor]:
     """Per-step measurements of one rollout ``(T, B, …)`` with the divergence ``measure``
     (``reward.divergence``): ``influence`` and ``sensitivity`` ``(T, B, N_k, N_j)``, ``correct``
-    ``(T-1, B, N_k, N_j)`` (k's MOA right about a^j_{t+1})."""
+    ``(T-1, B, N_k, N_j)`` (k's MOA right about a^j_{t+1}), and per step the MOA core's mean
+    ``cell_abs`` |c| and ``output_gate`` pre-activation ``(T,)``."""
     n = model.num_agents
     ar = torch.arange(n, device=roll["actions"].device)
     _, moa_feat = model.encode(roll["obs"])
     x = model.moa_input_gates(moa_feat, roll["actions"])
     probs = softmax(roll["logits"])
     state = {k: v for k, v in roll["init_state"].items() if k.startswith("moa_")}
-    influence, sensitivity, predictions = [], [], []
+    influence, sensitivity, predictions, cell_abs, output_gate = [], [], [], [], []
     for t in range(x.shape[0]):
         state = model.reset_state(state, roll["first"][t])
         gates = x[t] + model.moa_lstm.recurrent(state["moa_h"])
@@ -69,10 +72,13 @@ def probe_rollout(model: ActorCritic, roll: dict[str, Tensor], measure: str = "k
         sensitivity.append(sens)
         h, c = model.moa_lstm.cell(gates, state["moa_c"])
         state = {"moa_h": h, "moa_c": c}
+        cell_abs.append(c.abs().mean())
+        output_gate.append(gates.chunk(4, -1)[3].mean())
         predictions.append(model.moa_logits(h).argmax(-1))  # (B, N_k, N_j): predicted a^j_{t+1}
     pred = torch.stack(predictions)
     correct = pred[:-1] == roll["actions"][1:, :, None, :]
-    return {"influence": torch.stack(influence), "sensitivity": torch.stack(sensitivity), "correct": correct}
+    return {"influence": torch.stack(influence), "sensitivity": torch.stack(sensitivity), "correct": correct,
+            "cell_abs": torch.stack(cell_abs), "output_gate": torch.stack(output_gate)}
 
 
 def _mean(x: Tensor, mask: Tensor) -> float:
@@ -108,6 +114,7 @@ def probe(job_dir: Path | str, episodes: int = 16, steps: int = 1000, device: st
             "moa_accuracy": _mean(r["correct"].float(), same_ep),
             "moa_accuracy_in_view": _mean(r["correct"].float(), same_ep & vis[:-1]),
             "persistence_accuracy": _mean(persist.float(), same_ep),
+            "cell_abs_mean": float(r["cell_abs"].mean()), "output_gate_mean": float(r["output_gate"].mean()),
         }
         for key, value in values.items():
             sums.setdefault(key, []).append(value)
