@@ -572,6 +572,8 @@ def test_archived_cleanup_runs_reproduce_documented_table(tmp_path: Path) -> Non
     assert t4.loc[models, "mean"].round(1).tolist() == [14.6, 2.9, 12.6]
     assert t4.loc[models, "n"].tolist() == [3, 3, 3]
     assert round(float(t4.loc["inequity_aversion", "mean"]), 1) == 19.2 and t4.loc["inequity_aversion", "n"] == 1
+    finals = pd.read_csv(tmp_path / "tables" / "finals.csv").set_index("reward")
+    assert round(float(finals.loc["visible", "collective_reward"]), 1) == 13.5
 
 
 def test_archived_cleanup_2e7_runs_reproduce_documented_table(tmp_path: Path) -> None:
@@ -581,6 +583,8 @@ def test_archived_cleanup_2e7_runs_reproduce_documented_table(tmp_path: Path) ->
     assert finals == {"extrinsic": 14.4, "moa_influence": 14.4}
     assert t4.loc[["extrinsic", "moa_influence"], "n"].tolist() == [2, 1]
     assert "| A3C baseline | 89 | 14.4 [10.8, 18.1] | 2 |" in (tmp_path / "tables" / "table4.md").read_text()
+    finals = pd.read_csv(tmp_path / "tables" / "finals.csv").set_index("reward")
+    assert round(float(finals.loc["moa", "collective_reward"]), 1) == 12.5
 
 
 def test_archived_cleanup_entropy_ablation_is_the_best_basic_influence_setting(tmp_path: Path) -> None:
