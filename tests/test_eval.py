@@ -146,7 +146,7 @@ def test_moa_probe_measures_the_influence_training_rewards() -> None:
     gates = t.model.moa_gates(moa_feat, state["moa_h"], roll["actions"][0])
     own = torch.arange(t.n)
     torch.testing.assert_close(
-        moa_probe.slot_counterfactual(t.model, gates, state["moa_c"], roll["actions"][0], own),
+        t.model.moa_counterfactual(gates, state["moa_c"], roll["actions"][0], own),
         t.model.moa_counterfactual(gates, state["moa_c"], roll["actions"][0]))
 
 

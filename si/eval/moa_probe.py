@@ -29,19 +29,7 @@ from torch import Tensor
 from si.eval import EVAL_SEED, eval_trainer, load_job
 from si.models import ActorCritic
 from si.models.stacked import softmax
-from si.rewards.intrinsic import pairwise_influence
-
-
-def slot_counterfactual(model: ActorCritic, gates: Tensor, c: Tensor, actions: Tensor, slots: Tensor) -> Tensor:
-    """Each agent k's MOA prediction under every value of the action in input slot ``slots[k]``.
-
-    Like :meth:`ActorCritic.moa_counterfactual` (which is ``slots = arange(N)``): ``gates (B, N, 4H)``
-    and ``c (B, N, H)`` of the MOA core, ``actions (B, N)``. Returns ``p (B, N, A, N, A)``."""
-    ar = torch.arange(model.num_agents, device=gates.device)
-    w = model.moa_action_in.weight[ar, slots]  # (N, A, 4H): agent k's weights for slot slots[k]
-    g = (gates - w[ar, actions[:, slots]])[:, :, None] + w  # (B, N, A, 4H)
-    h, _ = model.moa_lstm.cell(g, c[:, :, None])
-    return softmax(model.moa_logits(h.transpose(1, 2))).transpose(1, 2)
+from si.rewards.intrinsic import moa_influence, pairwise_influence
 
 
 @torch.no_grad()
@@ -61,13 +49,13 @@ def probe_rollout(model: ActorCritic, roll: dict[str, Tensor], measure: str = "k
         state = model.reset_state(state, roll["first"][t])
         gates = x[t] + model.moa_lstm.recurrent(state["moa_h"])
         acts = roll["actions"][t]
-        own = pairwise_influence(model.moa_counterfactual(gates, state["moa_c"], acts), probs[t], acts, measure, None)
-        influence.append(own * ~torch.eye(n, dtype=torch.bool, device=own.device))  # j = k is not an influence
+        own = moa_influence(model, gates, state["moa_c"], acts, probs[t], None, measure)  # Eq 3, ungated
+        influence.append(own)
         sens = torch.zeros_like(own)
         for shift in range(1, n):
             slots = (ar + shift) % n  # agent k varies the action of agent slots[k]
-            m = pairwise_influence(slot_counterfactual(model, gates, state["moa_c"], acts, slots), probs[t][:, slots],
-                          acts[:, slots], measure, None)
+            p_cf = model.moa_counterfactual(gates, state["moa_c"], acts, slots)
+            m = pairwise_influence(p_cf, probs[t][:, slots], acts[:, slots], measure, None)
             sens[:, ar, slots] = m[:, ar, slots]
         sensitivity.append(sens)
         h, c = model.moa_lstm.cell(gates, state["moa_c"])

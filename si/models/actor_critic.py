@@ -246,18 +246,24 @@ class ActorCritic(nn.Module):
         h, c = self.moa_lstm.cell(gates, state["moa_c"])
         return {**state, "moa_h": h, "moa_c": c}
 
-    def moa_counterfactual(self, gates: Tensor, c: Tensor, own_actions: Tensor) -> Tensor:
+    def moa_counterfactual(self, gates: Tensor, c: Tensor, actions: Tensor, slots: Tensor | None = None) -> Tensor:
         """Each agent's MOA prediction under each of its own counterfactual actions ã (§6).
 
-        ``gates (B, N, 4H)``, ``c (B, N, H)`` of the MOA core, ``own_actions (B, N)``.
+        ``gates (B, N, 4H)``, ``c (B, N, H)`` of the MOA core, ``actions (B, N)`` the joint action.
         Returns ``p (B, N, A, N, A)``: agent ``k``'s predicted distribution of agent ``j``'s next
-        action had ``k`` taken ``ã`` (same MOA state, other agents' actions unchanged).
+        action had ``k`` taken ``ã`` (same MOA state, other agents' actions unchanged). With
+        ``slots (N,)``, agent ``k`` varies the action of agent ``slots[k]`` instead of its own
+        (si.eval.moa_probe: how much the MOA uses another agent's action).
         """
         n = self.num_agents
         ar = torch.arange(n, device=gates.device)
-        w = self.moa_action_in.weight[ar, ar]  # (N, A, 4H): agent k's weight for its own slot
+        if slots is None:  # the influence: every agent varies its own slot
+            slots, shown = ar, actions
+        else:
+            shown = actions[:, slots]
+        w = self.moa_action_in.weight[ar, slots]  # (N, A, 4H): agent k's weights for slot slots[k]
         # actual gates minus the actual action's row, plus every row: one broadcast over (B, N, A, 4H)
-        g = (gates - w[ar, own_actions])[:, :, None] + w  # (B, N, A, 4H)
+        g = (gates - w[ar, shown])[:, :, None] + w  # (B, N, A, 4H)
         h, _ = self.moa_lstm.cell(g, c[:, :, None])
         # the MOA head is per agent k: move the counterfactual dim before N for the stacked linear
         return softmax(self.moa_logits(h.transpose(1, 2))).transpose(1, 2)  # (B, N, A, N, A)
