@@ -150,11 +150,23 @@ def test_moa_probe_measures_the_influence_training_rewards() -> None:
         t.model.moa_counterfactual(gates, state["moa_c"], roll["actions"][0]))
 
 
+def test_successive_action_statistics_against_hand_values() -> None:
+    """Agent 0 repeats a fair coin's outcome: I = log 2, Σ p² = ½; agent 1 alternates 0, 1, 2, 0, …
+    deterministically: I = log 3, Σ p² = ⅓."""
+    a0 = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1])
+    a1 = torch.tensor([0, 1, 2, 0, 1, 2, 1, 2, 0, 2, 0, 1])
+    pairs = torch.stack([torch.stack([a0, a0]), torch.stack([a1, (a1 + 1) % 3])]).permute(2, 1, 0)
+    out = moa_probe._successive_actions(pairs, 3)
+    assert out["next_action_mi"] == pytest.approx((math.log(2) + math.log(3)) / 2)
+    assert out["chance_agreement"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+
+
 def test_moa_probe_cli(jobs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["moa-probe", str(jobs["moa_influence"]), "--episodes", "2", "--steps", "50"]) == 0
     result = yaml.safe_load((jobs["moa_influence"] / "eval" / "moa_probe.json").read_text())
     assert result["env_steps"] == 2 * 50 and 0 <= result["moa_accuracy"] <= 1
     assert result["sensitivity_to_j_per_pair"] > 0 and result["influence_per_pair"] >= 0
     assert result["cell_abs_mean"] > 0
+    assert 0 < result["chance_agreement"] <= 1 and result["next_action_mi"] >= 0
     assert "wrote" in capsys.readouterr().out
     assert main(["moa-probe", str(jobs["influence"])]) == 2  # no MOA

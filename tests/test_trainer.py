@@ -91,6 +91,32 @@ def test_moa_loss_masks_agents_out_of_view_when_only_when_visible():
         assert (t.update(roll)["loss_moa"] == 0) == only_visible
 
 
+def test_moa_learns_to_use_the_joint_action_when_it_predicts_the_next_one():
+    """The gradient path from the MOA loss (§6) to the MOA's action inputs: with uninformative
+    observations and a^j_{t+1} = a^j_t + 1 (mod A), the MOA must learn the rule from its action
+    input a_t alone (the Cleanup MOA that ignores actions does so because they carry no information)."""
+    from si.models import ActorCritic
+
+    torch.manual_seed(0)
+    n, a, steps, envs = 2, 5, 10, 16
+    model = ActorCritic(n, a, lstm_size=32, moa=True)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    obs = torch.randint(0, 256, (steps, envs, n, 15, 15, 3), dtype=torch.uint8)
+    first = torch.zeros(steps, envs, dtype=torch.bool)
+    first[0] = True
+    no_dones = torch.zeros(steps, envs, dtype=torch.bool)
+    accuracy = []
+    for _ in range(45):
+        actions = (torch.randint(0, a, (1, envs, n)) + torch.arange(steps)[:, None, None]) % a
+        out = model.unroll(obs, None, actions, first, model.initial_state(envs))
+        loss, acc = moa_loss(out["moa_logits"], actions, no_dones)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        accuracy.append(acc)
+    assert accuracy[0] < 0.5 and min(accuracy[-5:]) > 0.95
+
+
 def _comm_roll(t: Trainer, syms: torch.Tensor, acts: torch.Tensor, infl: torch.Tensor) -> dict:
     return {"symbols": syms, "actions": acts, "influence": infl, "dones": torch.zeros(acts.shape[:2], dtype=torch.bool)}
 

@@ -11,7 +11,10 @@ policy as in training and, at every step and for every ordered pair (k, j), meas
   of what training rewards), on pairs in view and out of view of each other;
 * ``sensitivity_to_j``: the same counterfactual KL, with j's own current action varied instead of
   k's (under j's policy) — how much the MOA uses an action input at all;
-* the MOA's accuracy on j's next action, against the persistence guess a^j_{t+1} = a^j_t;
+* the MOA's accuracy on j's next action, against the persistence guess a^j_{t+1} = a^j_t, the
+  agreement of two independent draws from j's action marginal (Σ_a p(a)², what persistence
+  scores when successive actions are independent) and the mutual information I(a^j_t; a^j_{t+1})
+  (how much j's current action tells about its next one at all, given nothing else);
 * the state of its LSTM core: the mean |c| of the cell state and the mean pre-activation of the
   output gate (a saturated core, |c| ≫ 1, passes little of a one-step input change on to h).
 
@@ -26,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from si import metrics as M
 from si.eval import EVAL_SEED, eval_trainer, load_job
 from si.models import ActorCritic
 from si.models.stacked import softmax
@@ -69,6 +73,15 @@ def probe_rollout(model: ActorCritic, roll: dict[str, Tensor], measure: str = "k
             "cell_abs": torch.stack(cell_abs), "output_gate": torch.stack(output_gate)}
 
 
+def _successive_actions(pairs: Tensor, num_actions: int) -> dict[str, float]:
+    """``pairs (M, 2, N)`` of each agent's successive actions → the mean over agents of
+    I(a_t; a_{t+1}) (nats; the plug-in estimate, biased up by about (A − 1)² / 2M) and of the
+    chance agreement Σ_a p(a)² of a_{t+1}'s marginal."""
+    mi = [M.mutual_information(pairs[:, 0, j], pairs[:, 1, j], num_actions, num_actions) for j in range(pairs.shape[-1])]
+    p = torch.nn.functional.one_hot(pairs[:, 1], num_actions).double().mean(0)  # (N, A)
+    return {"next_action_mi": sum(mi) / len(mi), "chance_agreement": float(p.pow(2).sum(-1).mean())}
+
+
 def _mean(x: Tensor, mask: Tensor) -> float:
     return float((x * mask).sum() / mask.sum().clamp(min=1))
 
@@ -84,6 +97,7 @@ def probe(job_dir: Path | str, episodes: int = 16, steps: int = 1000, device: st
     n = trainer.n
     pair = ~torch.eye(n, dtype=torch.bool, device=trainer.device)
     sums: dict[str, list[float]] = {}
+    pairs: list[Tensor] = []  # (a^j_t, a^j_{t+1}) within episodes, (M, 2, N)
     done = 0
     while done < steps:
         roll = trainer.collect()
@@ -106,8 +120,10 @@ def probe(job_dir: Path | str, episodes: int = 16, steps: int = 1000, device: st
         }
         for key, value in values.items():
             sums.setdefault(key, []).append(value)
+        pairs.append(torch.stack([roll["actions"][:-1], roll["actions"][1:]], 2)[~roll["dones"][:-1]])
         done += len(roll["actions"])
     result = {key: sum(v) / len(v) for key, v in sums.items()}
+    result.update(_successive_actions(torch.cat(pairs).cpu(), trainer.model.num_actions))
     result.update(env_steps=done * episodes, episodes=episodes, seed=seed)
     out = job.path / "eval" / "moa_probe.json"
     out.parent.mkdir(exist_ok=True)
