@@ -580,11 +580,12 @@ def test_archived_cleanup_2e7_runs_reproduce_documented_table(tmp_path: Path) ->
     """`archive/cleanup_2e7` still gives the Table 4 final docs/results.md quotes ("Cleanup to 2e7")."""
     t4 = archived_table4(["cleanup_2e7"], "cleanup", tmp_path)
     finals = {m: round(float(t4.loc[m, "mean"]), 1) for m in ("extrinsic", "moa_influence")}
-    assert finals == {"extrinsic": 13.8, "moa_influence": 14.4}
-    assert t4.loc[["extrinsic", "moa_influence"], "n"].tolist() == [3, 1]
+    assert finals == {"extrinsic": 13.8, "moa_influence": 13.2}
+    assert t4.loc[["extrinsic", "moa_influence"], "n"].tolist() == [3, 2]
     assert "| A3C baseline | 89 | 13.8 [11.0, 16.6] | 3 |" in (tmp_path / "tables" / "table4.md").read_text()
     finals = pd.read_csv(tmp_path / "tables" / "finals.csv").set_index("reward")
     assert round(float(finals.loc["moa", "collective_reward"]), 1) == 12.5
+    assert "| Cleanup | Influence MOA | 2 | 13.2 [11.9, 14.4] |" in (tmp_path / "tables" / "rliable.md").read_text()
 
 
 def test_archived_cleanup_entropy_ablation_is_the_best_basic_influence_setting(tmp_path: Path) -> None:
