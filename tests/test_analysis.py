@@ -572,7 +572,8 @@ def test_archived_cleanup_runs_reproduce_documented_table(tmp_path: Path) -> Non
     models = ["extrinsic", "influence", "moa_influence"]
     assert t4.loc[models, "mean"].round(1).tolist() == [14.6, 2.9, 12.6]
     assert t4.loc[models, "n"].tolist() == [3, 3, 3]
-    assert round(float(t4.loc["inequity_aversion", "mean"]), 1) == 19.2 and t4.loc["inequity_aversion", "n"] == 1
+    assert round(float(t4.loc["inequity_aversion", "mean"]), 1) == 21.1 and t4.loc["inequity_aversion", "n"] == 3
+    assert "| Inequity aversion (Hughes et al.) | 275 | 21.1 [16.3, 25.9] | 3 |" in (tmp_path / "tables" / "table4.md").read_text()
     finals = pd.read_csv(tmp_path / "tables" / "finals.csv").set_index("reward")
     assert round(float(finals.loc["visible", "collective_reward"]), 1) == 13.5
 
