@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from si.config import register_configs
 from si.envs.cleanup import CleanupEnv
 from si.envs.gridworld import PLACE_STATS, STAY
+from si.models import ActorCritic
 from si.train.a2c import moa_loss
 from si.train.budget import Budget, batch_lr_scale
 from si.train.interval_metrics import EPISODE_STATS
@@ -95,8 +96,6 @@ def test_moa_learns_to_use_the_joint_action_when_it_predicts_the_next_one():
     """The gradient path from the MOA loss (§6) to the MOA's action inputs: with uninformative
     observations and a^j_{t+1} = a^j_t + 1 (mod A), the MOA must learn the rule from its action
     input a_t alone (the Cleanup MOA that ignores actions does so because they carry no information)."""
-    from si.models import ActorCritic
-
     torch.manual_seed(0)
     n, a, steps, envs = 2, 5, 10, 16
     model = ActorCritic(n, a, lstm_size=32, moa=True)
