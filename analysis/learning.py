@@ -8,7 +8,9 @@ collective reward at fixed env-step marks (mean of the logged points in the `--m
 steps up to each mark, then mean over seeds), the peak of the `--peak-points`-point running mean and where it
 happens, when that running mean first reaches `--reach` (env steps and wall-clock hours: how fast
 the first learning phase is learnt; mean over the seeds that reach it, and how many do), the
-wall time and the env-steps/s of the runs. Two figures: collective reward against
+wall time and the env-steps/s of the runs, and Table 4's final value (the mean of the last
+`--final-points` logged points). `learning_seeds` gives the same columns per seed, with the mean of
+the last `--last-points` logged points of each `--columns` metric (waste cleaned, apples, Gini, …). Two figures: collective reward against
 env steps and against wall-clock hours (mean over seeds, running mean over `--smooth-points`
 logging intervals).
 Used for the learner sample-efficiency study (docs/results.md, "Learner sample efficiency").
@@ -30,6 +32,7 @@ import pandas as pd  # noqa: E402
 
 from analysis.report import Options, used  # noqa: E402
 from analysis.runs import Run, discover  # noqa: E402
+from analysis.stats import final_value  # noqa: E402
 from analysis.tables import Table  # noqa: E402
 
 
@@ -39,9 +42,12 @@ def at_mark(metrics: pd.DataFrame, mark: float, window: float) -> float:
     return float(metrics.loc[(steps <= mark) & (steps > mark - window), "collective_reward"].mean())
 
 
-def run_row(run: Run, marks: list[float], window: float, peak_points: int, reach: float) -> dict[str, float]:
+def run_row(run: Run, marks: list[float], window: float, peak_points: int, reach: float,
+            final_points: int = 50, columns: tuple[str, ...] = (), last_points: int = 10) -> dict[str, float]:
     """One seed's marks, peak, first step and hour at which the running mean reaches ``reach``,
-    wall time and throughput."""
+    wall time, throughput, final collective reward (Table 4's: the mean of the last ``final_points``
+    logged points) and the mean of the last ``last_points`` logged values of each of ``columns``
+    (NaN where the run did not log one)."""
     m = run.metrics.dropna(subset=["collective_reward"])
     running = m["collective_reward"].rolling(peak_points).mean()
     last = run.metrics.iloc[-1]
@@ -57,19 +63,34 @@ def run_row(run: Run, marks: list[float], window: float, peak_points: int, reach
                     f"{reach:g} at (h)": float(m.loc[reached[0], "wall_time_s"]) / 3600})
     row.update({"env steps (M)": float(last["agent_steps"]) / 1e6, "wall h": float(last["wall_time_s"]) / 3600})
     row["env-steps/s"] = row["env steps (M)"] * 1e6 / (row["wall h"] * 3600)
+    row["final"] = final_value(run, "collective_reward", final_points)
+    row.update({f"{c}, last {last_points}": final_value(run, c, last_points) for c in columns})
     return row
 
 
-def setting_table(settings: dict[str, list[Run]], marks: list[float], window: float, peak_points: int,
-                  reach: float) -> pd.DataFrame:
-    """Per setting: seeds, how many reach ``reach``, and the mean over seeds of every :func:`run_row`
-    column (of the seeds that reach it, for the two ``reach`` columns)."""
+def seed_table(settings: dict[str, list[Run]], marks: list[float], window: float, peak_points: int, reach: float,
+               final_points: int, columns: tuple[str, ...], last_points: int) -> pd.DataFrame:
+    """One :func:`run_row` per seed of every setting, labelled by setting and seed."""
+    return pd.DataFrame([{"setting": label, "seed": r.seed,
+                          **run_row(r, marks, window, peak_points, reach, final_points, columns, last_points)}
+                         for label, runs in settings.items() for r in runs])
+
+
+def setting_table(seeds: pd.DataFrame, reach: float) -> pd.DataFrame:
+    """Per setting of a :func:`seed_table`: seeds, how many reach ``reach``, and the mean over seeds
+    of every other column (of the seeds that reach it, for the two ``reach`` columns)."""
     rows = []
-    for label, runs in settings.items():
-        per_run = pd.DataFrame([run_row(r, marks, window, peak_points, reach) for r in runs])
-        rows.append({"setting": label, "seeds": len(runs), f"reach {reach:g}": int(per_run[f"{reach:g} at (M)"].notna().sum()),
+    for label, per_run in seeds.groupby("setting", sort=False):
+        per_run = per_run.drop(columns=["setting", "seed"])
+        rows.append({"setting": label, "seeds": len(per_run), f"reach {reach:g}": int(per_run[f"{reach:g} at (M)"].notna().sum()),
                      **per_run.mean().to_dict()})
     return pd.DataFrame(rows)
+
+
+def _cell(v: object) -> str:
+    if not isinstance(v, float):
+        return str(v)
+    return "-" if v != v else f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
 
 
 def mean_curve(runs: list[Run], x: str, smooth: int) -> pd.DataFrame:
@@ -131,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ymin", type=float, default=-500.0,
                    help="lowest collective reward the figures show (the first steps' fines would flatten the rest)")
     p.add_argument("--ymax", type=float, default=None, help="highest collective reward the figures show (default: all)")
+    p.add_argument("--final-points", type=int, default=Options.final_points,
+                   help="logged points averaged for the final value (Table 4's; %(default)s)")
+    p.add_argument("--columns", default="",
+                   help="metrics columns of the per-seed table, comma-separated (e.g. cleaned,apples,fires,gini)")
+    p.add_argument("--last-points", type=int, default=10,
+                   help="logged points averaged for each --columns value (%(default)s)")
     p.add_argument("--include-partial", action="store_true", help="also use unfinished runs")
     args = p.parse_args(argv)
     settings: dict[str, list[Run]] = {}
@@ -149,15 +176,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     marks = [float(m) for m in args.marks.split(",")]
-    table = setting_table(settings, marks, args.mark_window, args.peak_points, args.reach)
-    table.to_csv(args.out / "learning.csv", index=False)
-    cells = [[str(v) if isinstance(v, str) else "-" if v != v else f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
-              for v in row]
-             for row in table.itertuples(index=False)]
-    Table("Learning speed: collective reward at env-step marks, peak, wall time", list(table.columns), cells,
-          [f"at X: mean of the points logged in the {args.mark_window:,.0f} env steps up to X; peak: "
-           f"{args.peak_points}-point running mean; {args.reach:g} at: where that running mean first reaches "
-           f"{args.reach:g} (env steps, wall-clock hours), over the `reach` seeds that do; mean over seeds."]).write(args.out, "learning")
+    columns = tuple(c for c in args.columns.split(",") if c)
+    seeds = seed_table(settings, marks, args.mark_window, args.peak_points, args.reach, args.final_points,
+                       columns, args.last_points)
+    table = setting_table(seeds, args.reach)
+    note = (f"at X: mean of the points logged in the {args.mark_window:,.0f} env steps up to X; peak: "
+            f"{args.peak_points}-point running mean; {args.reach:g} at: where that running mean first reaches "
+            f"{args.reach:g} (env steps, wall-clock hours); final: mean of the last {args.final_points} logged "
+            f"points (Table 4's)")
+    for frame, stem, title, how in (
+            (table, "learning", "Learning speed: collective reward at env-step marks, peak, wall time",
+             "; mean over seeds (over the `reach` seeds that reach it, for the two reach columns)."),
+            (seeds, "learning_seeds", "Learning speed per seed",
+             f"; `<column>, last {args.last_points}`: mean of the last {args.last_points} logged values.")):
+        frame.to_csv(args.out / f"{stem}.csv", index=False)
+        Table(title, list(frame.columns), [[_cell(v) for v in row] for row in frame.itertuples(index=False)],
+              [note + how]).write(args.out, stem)
     figure(settings, "agent_steps", "env steps", args.smooth_points, args.out / "learning_env_steps", args.ymin, args.ymax)
     figure(settings, "wall_h", "wall-clock hours", args.smooth_points, args.out / "learning_wall_clock", args.ymin, args.ymax)
     print(table.to_string(index=False))

@@ -690,6 +690,31 @@ def test_learning_speed_table_reads_marks_peak_and_wall_time_per_setting_folder(
     assert t.loc["quick", "at 1M"] == pytest.approx(180.5) and t.loc["mixed", "at 1M"] == pytest.approx((180 + 91) / 2)
 
 
+def test_learning_per_seed_table_gives_final_values_and_last_points_of_chosen_columns(tmp_path: Path) -> None:
+    from analysis.learning import main as learning_main
+
+    for seed in range(2):
+        df = make_metrics(steps=100, interval=100_000.0, extra={"wall_time_s": np.arange(1, 101) * 10.0})
+        df["collective_reward"] = np.arange(100.0) + 10 * seed  # point i (0-based) holds i + 10·seed
+        df["cleaned"] = np.where(np.arange(100) < 95, 0.0, 100.0 + seed)  # only the last 5 points clean
+        df.loc[99, "cleaned"] = np.nan  # a point without the metric is skipped, not counted as 0
+        make_fake_job(tmp_path / "a3c" / f"{seed}_job", "cleanup", "extrinsic", seed, df)
+    out = tmp_path / "out"
+    assert learning_main([str(tmp_path / "a3c"), "--out", str(out), "--marks", "5e6", "--columns", "cleaned,fires",
+                          "--last-points", "4", "--final-points", "20"]) == 0
+    seeds = pd.read_csv(out / "learning_seeds.csv").set_index("seed")
+    assert seeds["setting"].tolist() == ["a3c", "a3c"]
+    # final: the last 20 points, 80..99 (+10 for seed 1); at 5M: 4.7M-5.0M = points 46-49 (window 320k)
+    assert seeds.loc[0, "final"] == pytest.approx(89.5) and seeds.loc[1, "final"] == pytest.approx(99.5)
+    assert seeds.loc[1, "at 5M"] == pytest.approx(57.5)
+    # cleaned: the last 4 logged values are points 95-98 (99 is NaN); fires was never logged
+    assert seeds.loc[0, "cleaned, last 4"] == pytest.approx(100.0) and seeds.loc[1, "cleaned, last 4"] == pytest.approx(101.0)
+    assert seeds["fires, last 4"].isna().all()
+    setting = pd.read_csv(out / "learning.csv").set_index("setting")
+    assert setting.loc["a3c", "final"] == pytest.approx(94.5) and setting.loc["a3c", "cleaned, last 4"] == pytest.approx(100.5)
+    assert "Learning speed per seed" in (out / "learning_seeds.md").read_text()
+
+
 def test_wandb_log_publishes_every_table_and_figure_as_one_analysis_run(tmp_path: Path, monkeypatch, capsys) -> None:
     from wandb_records import history, records, run_files
 
