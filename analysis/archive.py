@@ -1,7 +1,7 @@
 """`python -m analysis.archive <sweep_or_job>... --to <dir>`: slim, gzipped copies of job folders.
 
 Keeps what `python -m analysis` reads (`job_config.yaml`, `config_changes.jsonl`, `.hydra/config.yaml`, `.hydra/overrides.yaml`,
-`summary.json`, `metrics.csv`, `eval/*.csv`) and drops checkpoints, logs and W&B files, so that
+`summary.json`, `metrics.csv`, the evaluators' `eval/*.csv` and `eval/*.json`) and drops checkpoints, logs and W&B files, so that
 finished runs can be committed (`archive/` in this repository) and analysed together with runs
 made later or on other machines. CSV files are gzipped (`metrics.csv.gz`, `eval/*.csv.gz`; the
 analysis reads both forms) with a zero timestamp, so archiving the same run twice gives the same
@@ -34,6 +34,7 @@ def _gzip(src: Path, dst: Path) -> None:
 def archive_job(job: Path, dest: Path) -> list[Path]:
     """Copy the analysed files of `job` into `dest` (created); return the files written."""
     copies = [(job / rel, dest / rel, shutil.copyfile) for rel in KEPT]
+    copies += [(src, dest / src.relative_to(job), shutil.copyfile) for src in sorted((job / "eval").glob("*.json"))]
     for src in [job / "metrics.csv", *sorted((job / "eval").glob("*.csv"))]:
         copies.append((src, dest / src.relative_to(job).with_name(src.name + ".gz"), _gzip))
     written = []

@@ -411,10 +411,13 @@ def test_archive_keeps_what_analysis_reads(tmp_path: Path) -> None:
     """A gzipped archive of a sweep gives the same Box-trapped table; checkpoints stay behind."""
     _full_sweep(tmp_path / "sweep")
     (tmp_path / "sweep" / "box" / "influence" / "checkpoint.pt").write_bytes(b"x" * 100)
+    (tmp_path / "sweep" / "box" / "influence" / "eval" / "moa_probe.json").write_text('{"influence": 1e-6}')
     assert archive_main([str(tmp_path / "sweep" / "box"), "--to", str(tmp_path / "arch")]) == 0
     job = tmp_path / "arch" / "box" / "influence"
     assert sorted(str(p.relative_to(job)) for p in job.rglob("*") if p.is_file()) == [
-        ".hydra/config.yaml", "eval/box_trapped.csv.gz", "eval/schelling.csv.gz", "metrics.csv.gz", "summary.json"]
+        ".hydra/config.yaml", "eval/box_trapped.csv.gz", "eval/moa_probe.json", "eval/schelling.csv.gz",
+        "metrics.csv.gz", "summary.json"]
+    assert json.loads((job / "eval" / "moa_probe.json").read_text()) == {"influence": 1e-6}  # kept as it is
     first = (job / "metrics.csv.gz").read_bytes()
     assert archive_main([str(tmp_path / "sweep" / "box" / "influence"), "--to", str(tmp_path / "arch2")]) == 0
     assert (tmp_path / "arch2" / "influence" / "metrics.csv.gz").read_bytes() == first  # a job folder as source; same bytes
