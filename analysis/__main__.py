@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--include-retrained", action="store_true",
                    help="also use runs that a rerun continued with other training values (allow_config_change=true; "
                         "default: left out and listed, since their config shows only the last values)")
+    p.add_argument("--until", type=float, metavar="ENV_STEPS",
+                   help="cut every run at this many env steps, e.g. to read runs to 2e7 at 1e7 beside runs to 1e7 "
+                        "(default: each run to its end; the report names the runs cut)")
     p.add_argument("--final-points", type=int, default=d.final_points,
                    help="final value = mean of this many last logged points of a run (%(default)s; the paper's "
                         "'last 50 agent steps')")
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                    table_confidence=args.table_confidence, alpha=args.alpha, top_k=args.top_k,
                    exclude_harvest_failures=not args.keep_harvest_failures, apples_threshold=args.apples_threshold,
                    return_threshold=args.return_threshold, include_partial=args.include_partial,
-                   include_retrained=args.include_retrained,
+                   include_retrained=args.include_retrained, until=args.until,
                    bootstrap_reps=args.bootstrap_reps, seed=args.seed,
                    diagnostics={**DIAGNOSTICS, **dict(s.split("=", 1) for s in args.diagnostic)})
     try:

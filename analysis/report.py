@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, paper, tables
-from analysis.runs import Run, Setting, dedupe_seeds, discover, empty_job_dirs, get, group_settings, load_wandb
+from analysis.runs import Run, Setting, cut, dedupe_seeds, discover, empty_job_dirs, get, group_settings, load_wandb
 from analysis.stats import (Exclusion, best_settings, harvest_exclusion, influence_reward_pairs, logging_interval,
                             rank_settings, series, spearman)
 
@@ -50,6 +50,8 @@ class Options:
     return_threshold: float = 1.0
     include_partial: bool = False
     include_retrained: bool = False
+    until: float | None = None
+    """Cut every run at this many env steps, to compare runs of different lengths at one step."""
     bootstrap_reps: int = 2000
     seed: int = 0
     diagnostics: dict[str, str] = field(default_factory=lambda: dict(DIAGNOSTICS))
@@ -257,6 +259,8 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
                           + (f" and no runs in W&B project {wandb_project}" if wandb_project else ""))
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
+    if opts.until is not None:
+        runs, notes = _cut_runs(runs, opts.until)
     usable = [r for r in runs if used(r, opts)]
     usable, duplicates = dedupe_seeds(usable)
     checks = [harvest_exclusion(r, opts.apples_threshold, opts.return_threshold, opts.final_points)
@@ -299,6 +303,20 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
     report.write_text(_report_text(sweeps, runs, empty, duplicates, checks, settings, best, opts, shown,
                                    Outputs(table_paths, fig_paths, notes), out))
     return report
+
+
+def _cut_runs(runs: list[Run], until: float) -> tuple[list[Run], list[str]]:
+    """Every run cut at ``until`` env steps, and notes naming the runs that went further (their
+    schedules were stretched to their own length, so at the cut they are not a run of that length)
+    or that ended before it."""
+    notes = []
+    for run in runs:
+        if run.agent_steps > until:
+            notes.append(f"{run.path}: cut at {until:.3g} env steps (--until) of the {run.agent_steps:.3g} it ran; "
+                         "its schedules (learning rate, entropy, curriculum) were scaled to its own length")
+        elif run.agent_steps < until:
+            notes.append(f"{run.path}: ends at {run.agent_steps:.3g} env steps, before --until {until:.3g}")
+    return [cut(r, until) for r in runs], notes
 
 
 def _units_text(runs: list[Run], opts: Options) -> list[str]:

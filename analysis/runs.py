@@ -13,7 +13,7 @@ import gzip
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +258,13 @@ def load_wandb(project: str) -> list[Run]:
         runs.append(Run(f"wandb:{project}/{wb.id}", config, metrics.reset_index(drop=True),
                         dict(wb.summary), status, [f"W&B state {wb.state}"] if status != "complete" else []))
     return runs
+
+
+def cut(run: Run, until: float) -> Run:
+    """``run`` with only the metrics rows logged at or before ``until`` env steps (``--until``)."""
+    if "agent_steps" not in run.metrics:
+        return run
+    return replace(run, metrics=run.metrics[run.metrics["agent_steps"] <= until].reset_index(drop=True))
 
 
 def dedupe_seeds(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, Run]]]:

@@ -552,6 +552,26 @@ def test_the_synchronous_learners_batch_is_part_of_the_setting() -> None:
     assert setting_id({**a2c, "budget": {**a2c["budget"], "lr_ref_envs": None}}) == setting_id(a2c)
 
 
+def test_until_cuts_longer_runs_so_runs_of_different_lengths_compare_at_one_step(tmp_path: Path) -> None:
+    """`--until`: a run to 2× the steps is read up to the cut, beside a run that ends there."""
+    for seed, steps in ((0, 100), (1, 200)):
+        df = make_metrics(steps=steps, interval=10.0)
+        df["collective_reward"] = np.arange(steps, dtype=float)  # point i holds i
+        make_fake_job(tmp_path / "sweep" / f"{seed}_job", "cleanup", "moa", seed, df)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "sweep"), "--out", str(out), "--until", "1000", "--final-points", "10",
+                 "--bootstrap-reps", "50"]) == 0
+    finals = pd.read_csv(out / "tables" / "finals.csv").set_index("seed")["collective_reward"]
+    assert finals.tolist() == [pytest.approx(94.5), pytest.approx(94.5)]  # both: points 90-99 (steps 910-1000)
+    report = (out / "report.md").read_text()
+    assert "1_job: cut at 1e+03 env steps (--until) of the 2e+03 it ran" in report and "0_job: cut" not in report
+    assert main([str(tmp_path / "sweep"), "--out", str(out), "--final-points", "10", "--bootstrap-reps", "50"]) == 0
+    finals = pd.read_csv(out / "tables" / "finals.csv").set_index("seed")["collective_reward"]
+    assert finals.tolist() == [pytest.approx(94.5), pytest.approx(194.5)]  # without it, each run to its end
+    assert main([str(tmp_path / "sweep"), "--out", str(out), "--until", "1500", "--bootstrap-reps", "50"]) == 0
+    assert "0_job: ends at 1e+03 env steps, before --until 1.5e+03" in (out / "report.md").read_text()
+
+
 def archived_table4(folders: list[str], env: str, out: Path) -> pd.DataFrame:
     """Table 4 of `archive/<folder>...` as the docs command writes it, the rows of ``env`` by model."""
     roots = [str(REPO / "archive" / folder) for folder in folders]
