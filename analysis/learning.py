@@ -10,7 +10,8 @@ happens, when that running mean first reaches `--reach` (env steps and wall-cloc
 the first learning phase is learnt; mean over the seeds that reach it, and how many do), the
 wall time and the env-steps/s of the runs, and Table 4's final value (the mean of the last
 `--final-points` logged points). `learning_seeds` gives the same columns per seed, with the mean of
-the last `--last-points` logged points of each `--columns` metric (waste cleaned, apples, Gini, …). Two figures: collective reward against
+the last `--last-points` logged points of each `--columns` metric (waste cleaned, apples, Gini, …),
+whose curves `learning_columns.png` draws (one panel each). Two figures: collective reward against
 env steps and against wall-clock hours (mean over seeds, running mean over `--smooth-points`
 logging intervals).
 Used for the learner sample-efficiency study (docs/results.md, "Learner sample efficiency").
@@ -93,20 +94,24 @@ def _cell(v: object) -> str:
     return "-" if v != v else f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
 
 
-def mean_curve(runs: list[Run], x: str, smooth: int) -> pd.DataFrame:
-    """Seed-mean collective reward against ``x`` (``agent_steps`` or ``wall_h``), after a running
-    mean over ``smooth`` logging intervals per seed (rows without a finished episode are skipped, so
-    a run whose episodes end less often than it logs is not smeared)."""
+def mean_curve(runs: list[Run], x: str, smooth: int, column: str = "collective_reward") -> pd.DataFrame:
+    """Seed-mean ``column`` against ``x`` (``agent_steps`` or ``wall_h``), after a running mean over
+    ``smooth`` logging intervals per seed (rows without a value, e.g. without a finished episode, are
+    skipped, so a run whose episodes end less often than it logs is not smeared)."""
     frames = []
     for run in runs:
+        if column not in run.metrics:
+            continue
         interval = float(np.median(np.diff(run.metrics["agent_steps"]))) if len(run.metrics) > 1 else 1.0
-        m = run.metrics.dropna(subset=["collective_reward"])
-        steps, reward = m["agent_steps"].to_numpy(), m["collective_reward"].to_numpy()
-        sums = np.concatenate([[0.0], np.cumsum(reward)])
+        m = run.metrics.dropna(subset=[column])
+        steps, values = m["agent_steps"].to_numpy(), m[column].to_numpy()
+        sums = np.concatenate([[0.0], np.cumsum(values)])
         first = np.searchsorted(steps, steps - smooth * interval, side="right")
         last = np.arange(1, len(steps) + 1)
-        frames.append(pd.DataFrame({"collective_reward": (sums[last] - sums[first]) / (last - first),
+        frames.append(pd.DataFrame({column: (sums[last] - sums[first]) / (last - first),
                                     "wall_h": m["wall_time_s"].to_numpy() / 3600}, index=steps))
+    if not frames:
+        return pd.DataFrame({"agent_steps": [], column: [], "wall_h": []})
     joined = pd.concat(frames, keys=range(len(frames))).groupby(level=1).mean()
     return joined.reset_index().rename(columns={"index": "agent_steps"}).sort_values(x)
 
@@ -131,6 +136,37 @@ def figure(settings: dict[str, list[Run]], x: str, xlabel: str, smooth: int, ste
     ax.set_ylim(bottom=max(ymin, ax.get_ylim()[0]), top=ymax)  # the first steps' fines would flatten the rest
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = stem.with_suffix(".png")
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def columns_figure(settings: dict[str, list[Run]], columns: tuple[str, ...], smooth: int, stem: Path) -> Path:
+    """One panel per metrics column: its seed mean per setting against env steps (running mean over
+    ``smooth`` logging intervals). A column whose values are all positive and span more than two
+    orders of magnitude (influence, for instance) gets a log axis."""
+    cols = min(len(columns), 2)
+    rows = -(-len(columns) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, column in zip(axes.flat, columns):
+        values = []
+        for i, (label, runs) in enumerate(settings.items()):  # a setting keeps its colour in every panel
+            curve = mean_curve(runs, "agent_steps", smooth, column)
+            if len(curve):
+                ax.plot(curve["agent_steps"], curve[column], color=f"C{i}", label=f"{label} (n={len(runs)})")
+                values.append(curve[column].to_numpy())
+        shown = np.concatenate(values) if values else np.array([])
+        shown = shown[np.isfinite(shown)]
+        if shown.size and shown.min() > 0 and shown.max() / shown.min() > 100:
+            ax.set_yscale("log")
+        ax.set_title(column, fontsize=9)
+        ax.set_xlabel("env steps")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     path = stem.with_suffix(".png")
     fig.savefig(path, dpi=130)
@@ -194,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
               [note + how]).write(args.out, stem)
     figure(settings, "agent_steps", "env steps", args.smooth_points, args.out / "learning_env_steps", args.ymin, args.ymax)
     figure(settings, "wall_h", "wall-clock hours", args.smooth_points, args.out / "learning_wall_clock", args.ymin, args.ymax)
+    if columns:
+        columns_figure(settings, columns, args.smooth_points, args.out / "learning_columns")
     print(table.to_string(index=False))
     return 0
 

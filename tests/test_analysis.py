@@ -736,6 +736,7 @@ def test_learning_per_seed_table_gives_final_values_and_last_points_of_chosen_co
     setting = pd.read_csv(out / "learning.csv").set_index("setting")
     assert setting.loc["a3c", "final"] == pytest.approx(94.5) and setting.loc["a3c", "cleaned, last 4"] == pytest.approx(100.5)
     assert "Learning speed per seed" in (out / "learning_seeds.md").read_text()
+    assert (out / "learning_columns.png").stat().st_size > 1000  # one panel per --columns metric
 
 
 def test_wandb_log_publishes_every_table_and_figure_as_one_analysis_run(tmp_path: Path, monkeypatch, capsys) -> None:
