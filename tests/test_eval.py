@@ -151,14 +151,15 @@ def test_moa_probe_measures_the_influence_training_rewards() -> None:
 
 
 def test_successive_action_statistics_against_hand_values() -> None:
-    """Agent 0 repeats a fair coin's outcome: I = log 2, Σ p² = ½; agent 1 alternates 0, 1, 2, 0, …
-    deterministically: I = log 3, Σ p² = ⅓."""
+    """Agent 0 repeats a fair coin's outcome: I = log 2, Σ p² = ½, persistence 1; agent 1 moves on
+    0 → 1 → 2 → 0 deterministically: I = log 3, Σ p² = ⅓, persistence 0."""
     a0 = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1])
     a1 = torch.tensor([0, 1, 2, 0, 1, 2, 1, 2, 0, 2, 0, 1])
     pairs = torch.stack([torch.stack([a0, a0]), torch.stack([a1, (a1 + 1) % 3])]).permute(2, 1, 0)
     out = moa_probe._successive_actions(pairs, 3)
     assert out["next_action_mi"] == pytest.approx((math.log(2) + math.log(3)) / 2)
     assert out["chance_agreement"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    assert out["persistence_accuracy"] == pytest.approx(1 / 2)
 
 
 def test_moa_probe_cli(jobs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

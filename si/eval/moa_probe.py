@@ -75,11 +75,13 @@ def probe_rollout(model: ActorCritic, roll: dict[str, Tensor], measure: str = "k
 
 def _successive_actions(pairs: Tensor, num_actions: int) -> dict[str, float]:
     """``pairs (M, 2, N)`` of each agent's successive actions → the mean over agents of
-    I(a_t; a_{t+1}) (nats; the plug-in estimate, biased up by about (A − 1)² / 2M) and of the
-    chance agreement Σ_a p(a)² of a_{t+1}'s marginal."""
+    I(a_t; a_{t+1}) (nats; the plug-in estimate, biased up by about (A − 1)² / 2M), of the
+    persistence guess's accuracy P(a_{t+1} = a_t) and of the chance agreement Σ_a p(a)² of
+    a_{t+1}'s marginal (what persistence scores when successive actions are independent)."""
     mi = [M.mutual_information(pairs[:, 0, j], pairs[:, 1, j], num_actions, num_actions) for j in range(pairs.shape[-1])]
     p = torch.nn.functional.one_hot(pairs[:, 1], num_actions).double().mean(0)  # (N, A)
-    return {"next_action_mi": sum(mi) / len(mi), "chance_agreement": float(p.pow(2).sum(-1).mean())}
+    return {"next_action_mi": sum(mi) / len(mi), "chance_agreement": float(p.pow(2).sum(-1).mean()),
+            "persistence_accuracy": float((pairs[:, 0] == pairs[:, 1]).double().mean())}
 
 
 def _mean(x: Tensor, mask: Tensor) -> float:
@@ -105,7 +107,6 @@ def probe(job_dir: Path | str, episodes: int = 16, steps: int = 1000, device: st
         vis = roll["visible"] & pair  # (T, B, N_k, N_j): j in k's view
         hidden = ~roll["visible"] & pair
         same_ep = (~roll["dones"][:-1])[:, :, None, None] & pair
-        persist = (roll["actions"][1:] == roll["actions"][:-1])[:, :, None, :].expand_as(r["correct"])
         values = {
             "influence_per_pair": _mean(r["influence"], pair.expand_as(vis)),
             "influence_in_view": _mean(r["influence"], vis), "influence_out_of_view": _mean(r["influence"], hidden),
@@ -115,7 +116,6 @@ def probe(job_dir: Path | str, episodes: int = 16, steps: int = 1000, device: st
             "in_view_frac": float(vis.sum() / pair.expand_as(vis).sum()),
             "moa_accuracy": _mean(r["correct"].float(), same_ep),
             "moa_accuracy_in_view": _mean(r["correct"].float(), same_ep & vis[:-1]),
-            "persistence_accuracy": _mean(persist.float(), same_ep),
             "cell_abs_mean": float(r["cell_abs"].mean()), "output_gate_mean": float(r["output_gate"].mean()),
         }
         for key, value in values.items():
