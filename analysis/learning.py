@@ -124,6 +124,14 @@ def setting_folders(arg: str) -> tuple[str, list[Path]]:
     return label, [Path(p) for pattern in patterns.split(",") for p in sorted(glob.glob(pattern))]
 
 
+def _save(fig: plt.Figure, stem: Path) -> Path:
+    fig.tight_layout()
+    path = stem.with_suffix(".png")
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
 def figure(settings: dict[str, list[Run]], x: str, xlabel: str, smooth: int, stem: Path,
            ymin: float = -500.0, ymax: float | None = None) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -136,11 +144,7 @@ def figure(settings: dict[str, list[Run]], x: str, xlabel: str, smooth: int, ste
     ax.set_ylim(bottom=max(ymin, ax.get_ylim()[0]), top=ymax)  # the first steps' fines would flatten the rest
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = stem.with_suffix(".png")
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, stem)
 
 
 def columns_figure(settings: dict[str, list[Run]], columns: tuple[str, ...], smooth: int, stem: Path) -> Path:
@@ -167,11 +171,7 @@ def columns_figure(settings: dict[str, list[Run]], columns: tuple[str, ...], smo
     for ax in list(axes.flat)[len(columns):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
-    path = stem.with_suffix(".png")
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, stem)
 
 
 def main(argv: list[str] | None = None) -> int:
