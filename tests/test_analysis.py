@@ -23,7 +23,8 @@ from analysis.archive import main as archive_main
 from analysis.report import Options, analyse
 from analysis.runs import discover, group_settings, setting_id
 from analysis.stats import (best_settings, equality_weighted, final_value, gini, harvest_exclusion,
-                            influence_reward_pairs, interval_estimates, sliding_window_ci, spearman, window_span)
+                            influence_reward_pairs, interval_estimates, sliding_window_ci, spearman, t_interval,
+                            window_span)
 from analysis.tables import Table, hparam_table, rliable_frame, rliable_table, table4_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -608,9 +609,13 @@ def test_archived_cleanup_2e7_runs_reproduce_documented_table(tmp_path: Path) ->
     assert finals == {"extrinsic": 13.8, "moa_influence": 13.2}
     assert t4.loc[["extrinsic", "moa_influence"], "n"].tolist() == [3, 2]
     assert "| A3C baseline | 89 | 13.8 [11.0, 16.6] | 3 |" in (tmp_path / "tables" / "table4.md").read_text()
-    finals = pd.read_csv(tmp_path / "tables" / "finals.csv").set_index("reward")
-    assert round(float(finals.loc["moa", "collective_reward"]), 1) == 12.5
-    assert "| Cleanup | Influence MOA | 2 | 13.2 [11.9, 14.4] |" in (tmp_path / "tables" / "rliable.md").read_text()
+    finals = pd.read_csv(tmp_path / "tables" / "finals.csv").set_index(["reward", "seed"])
+    assert finals.loc["moa", "collective_reward"].round(1).tolist() == [12.5, 17.9, 13.7]
+    mean, lo, hi = t_interval(finals.loc["moa", "collective_reward"].to_numpy(), 0.95)  # not a Table 4 row
+    assert [round(mean, 1), round(lo, 1), round(hi, 1)] == [14.7, 7.7, 21.7]
+    rliable = (tmp_path / "tables" / "rliable.md").read_text()
+    assert "| Cleanup | Influence MOA | 2 | 13.2 [11.9, 14.4] | 0.33 [0.00, 1.00] | 0.33 [0.00, 1.00] vs MOA baseline |" in rliable
+    assert "| Cleanup | MOA baseline | 3 | 14.7 [12.5, 17.9] | 0.44 [0.00, 1.00] |" in rliable
 
 
 def test_archived_cleanup_entropy_ablation_is_the_best_basic_influence_setting(tmp_path: Path) -> None:
