@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.report import Options, used  # noqa: E402
-from analysis.runs import Run, discover  # noqa: E402
+from analysis.runs import Run, cut, discover  # noqa: E402
 from analysis.stats import final_value  # noqa: E402
 from analysis.tables import Table  # noqa: E402
 
@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--last-points", type=int, default=10,
                    help="logged points averaged for each --columns value (%(default)s)")
     p.add_argument("--include-partial", action="store_true", help="also use unfinished runs")
+    p.add_argument("--until", type=float, metavar="ENV_STEPS",
+                   help="cut every run at this many env steps (as `python -m analysis --until`)")
     args = p.parse_args(argv)
     settings: dict[str, list[Run]] = {}
     for arg in args.settings:
@@ -203,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in (r for r in found if r.retrained):
             print(f"{r.path}: left out, trained under more than one config ({'; '.join(r.retrained)})", file=sys.stderr)
         runs = [r for r in found if used(r, Options(include_partial=args.include_partial))]
+        if args.until is not None:
+            runs = [cut(r, args.until) for r in runs]
         if runs:
             settings[label] = runs
         else:
