@@ -586,6 +586,8 @@ def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> Non
     finals = {m: round(float(t4.loc[m, "mean"]), 1) for m in ("extrinsic", "influence", "moa_influence")}
     assert finals == {"extrinsic": 324.8, "influence": 441.1, "moa_influence": 391.4}
     assert t4.loc[["extrinsic", "influence", "moa_influence"], "n"].tolist() == [3, 5, 3]
+    assert round(float(t4.loc["inequity_aversion", "mean"]), 1) == 554.1 and t4.loc["inequity_aversion", "n"] == 2
+    assert "| Harvest | Inequity aversion | 2 | 554.1 [549.6, 558.7] | 1.00 [1.00, 1.00] |" in (tmp_path / "tables" / "rliable.md").read_text()
     # §10.5.3: the MOA baseline's seed 0 has an agent that stopped collecting apples after 2M
     assert "Excluded: seed 0 of moa (" in (tmp_path / "report.md").read_text()
 
@@ -616,6 +618,16 @@ def test_archived_cleanup_2e7_runs_reproduce_documented_table(tmp_path: Path) ->
     rliable = (tmp_path / "tables" / "rliable.md").read_text()
     assert "| Cleanup | Influence MOA | 2 | 13.2 [11.9, 14.4] | 0.33 [0.00, 1.00] | 0.33 [0.00, 1.00] vs MOA baseline |" in rliable
     assert "| Cleanup | MOA baseline | 3 | 14.7 [12.5, 17.9] | 0.44 [0.00, 1.00] |" in rliable
+
+
+def test_archived_cleanup_moa_baseline_read_at_1e7_gives_the_documented_finals(tmp_path: Path) -> None:
+    """The Cleanup MOA baseline's 1e7 row comes from its runs to 2e7, cut with `--until 1e7`."""
+    jobs = [str(REPO / "archive" / "cleanup_2e7" / f"0_cleanup-moa-s{seed}") for seed in range(3)]
+    assert main([*jobs, "--until", "1e7", "--out", str(tmp_path), "--window-points", "10", "--bootstrap-reps", "50"]) == 0
+    finals = pd.read_csv(tmp_path / "tables" / "finals.csv").set_index("seed")
+    assert finals["collective_reward"].round(1).tolist() == [15.9, 16.0, 10.9] and (finals["agent_steps"] <= 1e7).all()
+    mean, lo, hi = t_interval(finals["collective_reward"].to_numpy(), 0.95)
+    assert [round(mean, 1), round(lo, 1), round(hi, 1)] == [14.3, 6.9, 21.6]
 
 
 def test_archived_cleanup_entropy_ablation_is_the_best_basic_influence_setting(tmp_path: Path) -> None:
