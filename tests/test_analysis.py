@@ -586,8 +586,9 @@ def test_archived_harvest_runs_reproduce_documented_table(tmp_path: Path) -> Non
     finals = {m: round(float(t4.loc[m, "mean"]), 1) for m in ("extrinsic", "influence", "moa_influence")}
     assert finals == {"extrinsic": 324.8, "influence": 441.1, "moa_influence": 391.4}
     assert t4.loc[["extrinsic", "influence", "moa_influence"], "n"].tolist() == [3, 5, 3]
-    assert round(float(t4.loc["inequity_aversion", "mean"]), 1) == 554.1 and t4.loc["inequity_aversion", "n"] == 2
-    assert "| Harvest | Inequity aversion | 2 | 554.1 [549.6, 558.7] | 1.00 [1.00, 1.00] |" in (tmp_path / "tables" / "rliable.md").read_text()
+    assert round(float(t4.loc["inequity_aversion", "mean"]), 1) == 556.2 and t4.loc["inequity_aversion", "n"] == 3
+    assert "| Inequity aversion (Hughes et al.) | 275 | - | 0 | - | 750 | 556.2 [541.8, 570.5] | 3 |" in (tmp_path / "tables" / "table4.md").read_text()
+    assert "| Harvest | Inequity aversion | 3 | 556.2 [552.6, 560.1] | 1.00 [1.00, 1.00] |" in (tmp_path / "tables" / "rliable.md").read_text()
     # §10.5.3: the MOA baseline's seed 0 has an agent that stopped collecting apples after 2M
     assert "Excluded: seed 0 of moa (" in (tmp_path / "report.md").read_text()
 
