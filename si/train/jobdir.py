@@ -210,6 +210,18 @@ def _digest_into(h: Any, value: Any) -> None:
         raise TypeError(f"a checkpoint holds plain data (tensors, numbers, strings), not {type(value).__name__}")
 
 
+def _snapshot(value: Any) -> Any:
+    """``value`` with every tensor copied: the A3C workers go on updating the shared parameters and
+    optimiser statistics while a checkpoint is written, and the digest must describe the bytes saved."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_snapshot(v) for v in value)
+    return value
+
+
 def save_checkpoint(state: dict[str, Any], job_dir: Path) -> None:
     """Commit ``state`` as ``checkpoints/last.pt``, keeping the previous checkpoint as ``prev.pt``.
 
@@ -221,7 +233,7 @@ def save_checkpoint(state: dict[str, Any], job_dir: Path) -> None:
     d = job_dir / CHECKPOINTS
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / "last.pt.tmp"
-    body = {k: v for k, v in state.items() if k != DIGEST_KEY}
+    body = _snapshot({k: v for k, v in state.items() if k != DIGEST_KEY})
     _write_synced(tmp, lambda f: torch.save({**body, DIGEST_KEY: state_digest(body)}, f))
     if (d / "last.pt").exists():
         (d / "last.pt").replace(d / "prev.pt")
