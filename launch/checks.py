@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from launch.sweep import sweep_jobs, task_overrides, user_overrides
-from si.config import ConfigError, nearest, no_effect, unknown_key, validate
+from si.config import ConfigError, integer_keys, nearest, no_effect, unknown_key, validate
 from si.train.jobdir import JobFolderError, JobLock, check_config_change, check_writable, has_checkpoint
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -58,6 +58,30 @@ def command_line_overrides(argv: Sequence[str]) -> list[Override]:
         return OverridesParser.create().parse_overrides(args.overrides)
     except (argparse.ArgumentError, HydraException):
         return []
+
+
+def integral_floats(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each whole number written as a float (``2e7``, ``1e7,2e7``) for an integer key
+    of the schema written as an integer: Hydra reads ``budget.agent_steps=2e7`` as the float
+    20000000.0, which the typed schema would refuse. Other values are left for Hydra to judge."""
+    parser = OverridesParser.create()
+    out = list(argv)
+    for i, arg in enumerate(argv):
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            override = parser.parse_override(arg)
+        except HydraException:
+            continue
+        value = override.value()
+        simple_sweep = isinstance(value, ChoiceSweep) and value.simple_form
+        values = value.list if simple_sweep else [value]
+        if (override.key_or_group in integer_keys() and override.package is None
+                and any(isinstance(v, float) for v in values)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+                        for v in values)):
+            out[i] = f"{override.get_key_element()}={','.join(str(int(v)) for v in values)}"
+    return out
 
 
 def _options_asked(override: Override) -> list[str]:

@@ -18,7 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from launch.checks import CONF, check_command_line
+from launch.checks import CONF, check_command_line, integral_floats
 from si.config import ConfigError, register_configs, validate
 from si.setting import setting_id
 
@@ -97,7 +97,9 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    """``python launch/main.py …``: the command-line checks of launch.checks, then Hydra."""
+    """``python launch/main.py …``: whole numbers such as ``2e7`` written as integers for integer
+    keys, the command-line checks of launch.checks, then Hydra."""
+    sys.argv[1:] = integral_floats(sys.argv[1:])
     try:
         check_command_line(sys.argv[1:])
     except ConfigError as exc:

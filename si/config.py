@@ -16,9 +16,9 @@ import importlib
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cache
-from typing import Any
+from typing import Any, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -223,6 +223,19 @@ def nearest(word: str, options: Iterable[str]) -> str | None:
 @cache
 def _schema() -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.structured(Config))
+
+
+@cache
+def integer_keys(schema: type = Config, prefix: str = "") -> frozenset[str]:
+    """The dotted keys the schema types ``int`` (or ``int | None``), e.g. ``budget.agent_steps``."""
+    keys: set[str] = set()
+    for f in fields(schema):
+        hint = get_type_hints(schema)[f.name]
+        if is_dataclass(hint):
+            keys |= integer_keys(hint, f"{prefix}{f.name}.")
+        elif hint in (int, int | None):
+            keys.add(f"{prefix}{f.name}")
+    return frozenset(keys)
 
 
 def _dotted(tree: dict[str, Any], prefix: str = "") -> list[str]:

@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from launch.checks import PreLaunchChecks, check_command_line, check_job_folder
+from launch.checks import PreLaunchChecks, check_command_line, check_job_folder, integral_floats
 from si.config import EFFECTIVE_WHEN, REWARD_NAMES, ConfigError, register_configs, unknown_key, validate
 from si.envs import ENV_NAMES
 from si.train.jobdir import JobFolderError, JobLock
@@ -201,6 +201,18 @@ def test_used_by_command_line_passes_the_command_line_checks():
     check_command_line(["experiment=table4", "paper=none", "~experiment", "hydra/launcher=basic", "launcher=slurm"])
     with pytest.raises(ConfigError, match="did you mean budget=smoke"):
         check_command_line(["budget=smok"])
+
+
+def test_whole_numbers_in_float_notation_reach_integer_keys_as_integers():
+    """``budget.agent_steps=2e7`` is what a researcher types; Hydra reads it as a float, which the
+    integer schema field refuses, so the launcher writes it as an integer first."""
+    assert integral_floats(["-m", "budget.agent_steps=2e7", "budget.log_every=6.4e4,1.28e5", "+budget.num_envs=16.0"]) \
+        == ["-m", "budget.agent_steps=20000000", "budget.log_every=64000,128000", "+budget.num_envs=16"]
+    kept = ["budget.agent_steps=2.5e0", "reward.beta=2e-1", "seed=range(5)", "hydra.sweep.dir=/x/1e7", "seed=3"]
+    assert integral_floats(kept) == kept, "non-whole numbers, float keys, sweeps and other keys: as given"
+    proc = _launch("env=cleanup", "budget.agent_steps=2e7", "logger=none", "--cfg", "job")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert OmegaConf.create(proc.stdout).budget.agent_steps == 20_000_000
 
 
 def _started_job(job: Path, *overrides: str) -> dict[str, bytes]:
