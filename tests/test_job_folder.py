@@ -154,6 +154,24 @@ def test_checkpoints_hold_plain_tensors_and_numbers(tmp_path):
         assert state["trainer"]["iteration"] == (4 if name == "last.pt" else 2)
 
 
+def test_a_checkpoint_written_while_its_tensors_change_still_verifies(tmp_path, monkeypatch):
+    """A3C workers go on updating the shared parameters while the learner checkpoints them: an
+    update between computing the digest and writing the bytes must not make the file fail its
+    own checksum (the checkpoint holds the values the digest was computed from)."""
+    params = torch.zeros(4)
+    digest = jobdir.state_digest
+
+    def digest_then_update(state):
+        value = digest(state)
+        params.add_(1.0)  # a worker's update lands here
+        return value
+
+    monkeypatch.setattr(jobdir, "state_digest", digest_then_update)
+    jobdir.save_checkpoint({"trainer": {"params": params, "iteration": 3}}, tmp_path)
+    state = jobdir.load_checkpoint(tmp_path, torch.device("cpu"))
+    assert state["trainer"]["iteration"] == 3 and torch.equal(state["trainer"]["params"], torch.zeros(4))
+
+
 def test_a_checkpoint_from_before_checksums_were_stored_inside_still_resumes(tmp_path):
     job = tmp_path / "job"
     run(cfg("budget.agent_steps=800"), job)
