@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.report import Options, used  # noqa: E402
-from analysis.runs import Run, cut, discover  # noqa: E402
+from analysis.runs import Run, cut_all, discover  # noqa: E402
 from analysis.stats import final_value  # noqa: E402
 from analysis.tables import Table  # noqa: E402
 
@@ -206,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r.path}: left out, trained under more than one config ({'; '.join(r.retrained)})", file=sys.stderr)
         runs = [r for r in found if used(r, Options(include_partial=args.include_partial))]
         if args.until is not None:
-            runs = [cut(r, args.until) for r in runs]
+            runs, notes = cut_all(runs, args.until)
+            for note in notes:
+                print(note, file=sys.stderr)
         if runs:
             settings[label] = runs
         else:

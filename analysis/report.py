@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, paper, tables
-from analysis.runs import Run, Setting, cut, dedupe_seeds, discover, empty_job_dirs, get, group_settings, load_wandb
+from analysis.runs import Run, Setting, cut_all, dedupe_seeds, discover, empty_job_dirs, get, group_settings, load_wandb
 from analysis.stats import (Exclusion, best_settings, harvest_exclusion, influence_reward_pairs, logging_interval,
                             rank_settings, series, spearman)
 
@@ -260,7 +260,7 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     if opts.until is not None:
-        runs, notes = _cut_runs(runs, opts.until)
+        runs, notes = cut_all(runs, opts.until)
     usable = [r for r in runs if used(r, opts)]
     usable, duplicates = dedupe_seeds(usable)
     checks = [harvest_exclusion(r, opts.apples_threshold, opts.return_threshold, opts.final_points)
@@ -303,20 +303,6 @@ def analyse(sweeps: list[str | Path], out: Path, opts: Options, wandb_project: s
     report.write_text(_report_text(sweeps, runs, empty, duplicates, checks, settings, best, opts, shown,
                                    Outputs(table_paths, fig_paths, notes), out))
     return report
-
-
-def _cut_runs(runs: list[Run], until: float) -> tuple[list[Run], list[str]]:
-    """Every run cut at ``until`` env steps, and notes naming the runs that went further (their
-    schedules were stretched to their own length, so at the cut they are not a run of that length)
-    or that ended before it."""
-    notes = []
-    for run in runs:
-        if run.agent_steps > until:
-            notes.append(f"{run.path}: cut at {until:.3g} env steps (--until) of the {run.agent_steps:.3g} it ran; "
-                         "its schedules (learning rate, entropy, curriculum) were scaled to its own length")
-        elif run.agent_steps < until:
-            notes.append(f"{run.path}: ends at {run.agent_steps:.3g} env steps, before --until {until:.3g}")
-    return [cut(r, until) for r in runs], notes
 
 
 def _units_text(runs: list[Run], opts: Options) -> list[str]:

@@ -267,6 +267,20 @@ def cut(run: Run, until: float) -> Run:
     return replace(run, metrics=run.metrics[run.metrics["agent_steps"] <= until].reset_index(drop=True))
 
 
+def cut_all(runs: list[Run], until: float) -> tuple[list[Run], list[str]]:
+    """Every run cut at ``until`` env steps, and notes naming the runs that went further (their
+    schedules were stretched to their own length, so at the cut they are not a run of that length)
+    or that ended before it."""
+    notes = []
+    for run in runs:
+        if run.agent_steps > until:
+            notes.append(f"{run.path}: cut at {until:.3g} env steps (--until) of the {run.agent_steps:.3g} it ran; "
+                         "its schedules (learning rate, entropy, curriculum) were scaled to its own length")
+        elif run.agent_steps < until:
+            notes.append(f"{run.path}: ends at {run.agent_steps:.3g} env steps, before --until {until:.3g}")
+    return [cut(r, until) for r in runs], notes
+
+
 def dedupe_seeds(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, Run]]]:
     """Keep one run per (setting, seed): the one that got furthest.
 

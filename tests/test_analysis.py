@@ -731,7 +731,7 @@ def test_learning_speed_table_reads_marks_peak_and_wall_time_per_setting_folder(
     assert t.loc["quick", "at 1M"] == pytest.approx(180.5) and t.loc["mixed", "at 1M"] == pytest.approx((180 + 91) / 2)
 
 
-def test_learning_per_seed_table_gives_final_values_and_last_points_of_chosen_columns(tmp_path: Path) -> None:
+def test_learning_per_seed_table_gives_final_values_and_last_points_of_chosen_columns(tmp_path: Path, capsys) -> None:
     from analysis.learning import main as learning_main
 
     for seed in range(2):
@@ -754,7 +754,9 @@ def test_learning_per_seed_table_gives_final_values_and_last_points_of_chosen_co
     setting = pd.read_csv(out / "learning.csv").set_index("setting")
     assert setting.loc["a3c", "final"] == pytest.approx(94.5) and setting.loc["a3c", "cleaned, last 4"] == pytest.approx(100.5)
     assert "Learning speed per seed" in (out / "learning_seeds.md").read_text()
+    capsys.readouterr()
     assert learning_main([str(tmp_path / "a3c"), "--out", str(out), "--final-points", "20", "--until", "5e6"]) == 0
+    assert capsys.readouterr().err.count("cut at 5e+06 env steps (--until) of the 1e+07 it ran") == 2
     seeds = pd.read_csv(out / "learning_seeds.csv").set_index("seed")
     assert seeds.loc[0, "final"] == pytest.approx(39.5) and seeds.loc[0, "env steps (M)"] == 5.0  # points 30-49
     assert (out / "learning_columns.png").stat().st_size > 1000  # one panel per --columns metric
