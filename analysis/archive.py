@@ -32,17 +32,30 @@ def _gzip(src: Path, dst: Path) -> None:
 
 
 def archive_job(job: Path, dest: Path) -> list[Path]:
-    """Copy the analysed files of `job` into `dest` (created); return the files written."""
-    copies = [(job / rel, dest / rel, shutil.copyfile) for rel in KEPT]
-    copies += [(src, dest / src.relative_to(job), shutil.copyfile) for src in sorted((job / "eval").glob("*.json"))]
+    """Copy the analysed files of `job` into `dest`; return the files written.
+
+    The copy is staged in the hidden `.<name>.partial` beside `dest` and renamed into place, so
+    an interrupted archive never leaves a half-copied job folder for analysis to read or for a
+    commit to pick up: `dest` is the previous archive of the job, or absent (a kill between
+    moving the previous one aside and the rename); archiving again completes it."""
+    stage, old = dest.with_name(f".{dest.name}.partial"), dest.with_name(f".{dest.name}.old")
+    for leftover in (stage, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    copies = [(job / rel, Path(rel), shutil.copyfile) for rel in KEPT]
+    copies += [(src, src.relative_to(job), shutil.copyfile) for src in sorted((job / "eval").glob("*.json"))]
     for src in [job / "metrics.csv", *sorted((job / "eval").glob("*.csv"))]:
-        copies.append((src, dest / src.relative_to(job).with_name(src.name + ".gz"), _gzip))
+        copies.append((src, src.relative_to(job).with_name(src.name + ".gz"), _gzip))
     written = []
-    for src, dst, copy in copies:
+    for src, rel, copy in copies:
         if src.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            copy(src, dst)
-            written.append(dst)
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            copy(src, stage / rel)
+            written.append(dest / rel)
+    stage.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        dest.rename(old)
+    stage.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
     return written
 
 

@@ -213,9 +213,12 @@ def read_summary(job_dir: Path) -> tuple[dict[str, Any], str | None]:
 
 
 def job_dirs(root: str | Path) -> list[Path]:
-    """Job folders (directories holding `.hydra/config.yaml`) at or under `root`, resolved and sorted."""
+    """Job folders (directories holding `.hydra/config.yaml`) at or under `root`, resolved and
+    sorted; hidden folders below `root` (e.g. an archive's `.<job>.partial` staging copy) are not
+    searched."""
     root = Path(root)
-    dirs = {p.parent.parent.resolve() for p in root.rglob(".hydra/config.yaml")}
+    dirs = {p.parent.parent.resolve() for p in root.rglob(".hydra/config.yaml")
+            if not any(part.startswith(".") for part in p.relative_to(root).parts[:-2])}
     if (root / ".hydra" / "config.yaml").exists():
         dirs.add(root.resolve())
     return sorted(dirs)

@@ -447,6 +447,33 @@ def test_archive_skips_unfinished_jobs_unless_asked(tmp_path: Path, capsys: pyte
     assert sorted(p.name for p in (tmp_path / "all" / "sweep").iterdir()) == ["0_done", "1_running", "2_none"]
 
 
+def test_an_interrupted_archive_leaves_the_previous_copy_or_none(tmp_path: Path, monkeypatch) -> None:
+    """A kill or full disk mid-copy never leaves a half-copied job folder that analysis would read."""
+    import analysis.archive as archive_module
+
+    make_fake_job(tmp_path / "sweep" / "0_done", "harvest", "extrinsic", 0, make_metrics())
+    args = [str(tmp_path / "sweep"), "--to", str(tmp_path / "arch")]
+
+    def full_disk(src: Path, dst: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(archive_module, "_gzip", full_disk)  # fails after summary.json is copied
+    with pytest.raises(OSError):
+        archive_main(args)
+    assert discover([tmp_path / "arch"]) == [] and not (tmp_path / "arch" / "sweep" / "0_done").exists()
+    monkeypatch.undo()
+    assert archive_main(args) == 0
+    first = discover([tmp_path / "arch"])
+    assert [r.status for r in first] == ["complete"]
+    assert [p.name for p in (tmp_path / "arch" / "sweep").iterdir()] == ["0_done"], "no staging copy left"
+    monkeypatch.setattr(archive_module, "_gzip", full_disk)
+    with pytest.raises(OSError):
+        archive_main(args)
+    again = discover([tmp_path / "arch"])
+    assert [r.status for r in again] == ["complete"]
+    pd.testing.assert_frame_equal(again[0].metrics, first[0].metrics)
+
+
 def test_harvest_exclusion_applies_by_default_and_can_be_kept(tmp_path: Path) -> None:
     for seed, last in ((0, 0.0), (1, 30.0)):
         make_fake_job(tmp_path / "s" / str(seed), "harvest", "extrinsic", seed,
