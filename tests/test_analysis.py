@@ -628,8 +628,11 @@ def test_archived_cleanup_runs_reproduce_documented_table(tmp_path: Path) -> Non
     assert t4.loc[models, "n"].tolist() == [3, 3, 3]
     assert round(float(t4.loc["inequity_aversion", "mean"]), 1) == 21.1 and t4.loc["inequity_aversion", "n"] == 3
     assert "| Inequity aversion (Hughes et al.) | 275 | 21.1 [16.3, 25.9] | 3 |" in (tmp_path / "tables" / "table4.md").read_text()
-    finals = pd.read_csv(tmp_path / "tables" / "finals.csv").set_index("reward")
-    assert round(float(finals.loc["visible", "collective_reward"]), 1) == 13.5
+    finals = pd.read_csv(tmp_path / "tables" / "finals.csv").set_index("reward").sort_values("seed")
+    assert finals.loc["visible", "collective_reward"].round(1).tolist() == [13.5, 15.2, 14.9]
+    rliable = (tmp_path / "tables" / "rliable.md").read_text()
+    assert "| Cleanup | Visible actions baseline | 3 | 14.5 [" in rliable
+    assert "| 0.00 [0.00, 0.00] | 0.00 [0.00, 0.00] vs Visible actions baseline |" in rliable  # basic influence
 
 
 def test_archived_cleanup_2e7_runs_reproduce_documented_table(tmp_path: Path) -> None:
