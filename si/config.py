@@ -229,8 +229,9 @@ def _schema() -> dict[str, Any]:
 def integer_keys(schema: type = Config, prefix: str = "") -> frozenset[str]:
     """The dotted keys the schema types ``int`` (or ``int | None``), e.g. ``budget.agent_steps``."""
     keys: set[str] = set()
+    hints = get_type_hints(schema)
     for f in fields(schema):
-        hint = get_type_hints(schema)[f.name]
+        hint = hints[f.name]
         if is_dataclass(hint):
             keys |= integer_keys(hint, f"{prefix}{f.name}.")
         elif hint in (int, int | None):
